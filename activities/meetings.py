@@ -1,0 +1,310 @@
+"""Zoom meeting activities: create (exactly once), patch, delete, check for drift.
+
+Exactly-once create. Zoom has no idempotency key for meeting create, so the window between "Zoom created
+the meeting" and "we recorded it" (worker killed, response lost) is closed like this:
+1. Before calling Zoom, the activity writes a *create marker* (a hash of the operation ID, stable across
+   retries) to the appointment's conference row, in its own committed transaction.
+2. The marker travels in the meeting's agenda (a last line `ratio-ref:<marker>`).
+3. When an attempt finds its marker already written, an earlier attempt may have created the meeting: it
+   lists the host's upcoming meetings, GETs those with the same topic and start time, and adopts the one
+   whose agenda carries the marker. Only when none does, it creates.
+So a meeting is created at most once per operation, and recorded exactly once. See docs/exactly-once.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import AsyncIterator, TypeVar
+
+from temporalio import activity
+
+from activities import schemas as act
+from activities.zoom_failures import ZOOM_FAILURES, as_application_error
+from connections.broker import Lease, TokenBroker
+from connections.repository import load_connection, utcnow
+from storage import audit
+from storage.db import Database
+from storage.models import AppointmentConference
+from zoom_api import errors as z
+from zoom_api.client import ZoomClient
+from zoom_api.models import Meeting, MeetingSettings, MeetingWrite
+
+T = TypeVar("T")
+MARKER_PREFIX = "ratio-ref:"
+
+
+def create_marker(op_id: str) -> str:
+    return hashlib.sha256(op_id.encode()).hexdigest()[:24]
+
+
+def agenda_with_marker(agenda: str, marker: str) -> str:
+    return f"{agenda}\n\n{MARKER_PREFIX}{marker}" if agenda else f"{MARKER_PREFIX}{marker}"
+
+
+def strip_marker(agenda: str | None) -> str:
+    """The agenda as the appointment knows it: without our marker line."""
+    if not agenda:
+        return ""
+    head, sep, tail = agenda.rpartition(MARKER_PREFIX)
+    if sep and "\n" not in tail.strip() and len(tail.strip()) <= 64:
+        return head.rstrip("\n")
+    return agenda
+
+
+def _utc_z(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _spec_of(meeting: Meeting, fallback_timezone: str) -> act.MeetingSpec:
+    return act.MeetingSpec(topic=meeting.topic, agenda=strip_marker(meeting.agenda),
+                           start_time=_utc_z(meeting.start_time), duration=meeting.duration or 0,
+                           timezone=meeting.timezone or fallback_timezone)
+
+
+def _write_body(changes: dict[str, object]) -> MeetingWrite:
+    data = dict(changes)
+    if "start_time" in data and isinstance(data["start_time"], str):
+        data["start_time"] = datetime.fromisoformat(str(data["start_time"]).replace("Z", "+00:00"))
+    return MeetingWrite(**data)  # type: ignore[arg-type]
+
+
+class MeetingActivities:
+    def __init__(self, db: Database, broker: TokenBroker, zoom: ZoomClient) -> None:
+        self._db = db
+        self._broker = broker
+        self._zoom = zoom
+
+    # -- create ---------------------------------------------------------------------------------------------
+
+    @activity.defn(name=act.CREATE_MEETING)
+    async def create_meeting(self, args: act.CreateMeetingArgs) -> act.MeetingResult:
+        ctx, spec = args.ctx, args.spec
+        marker = create_marker(ctx.op_id)
+        earlier_attempt, recorded = await self._write_create_intent(ctx, marker, spec)
+        if recorded is not None:
+            return recorded  # an earlier attempt created *and* recorded it, then lost the completion
+        async with self._zoom_failures(ctx.workspace_id):
+            found: tuple[Meeting, Lease] | None = None
+            if earlier_attempt:
+                found = await self._broker.call(ctx.workspace_id, lambda lease: self._find(lease, spec, marker))
+            outcome = "adopted" if found else "created"
+            if found is None:
+                body = MeetingWrite(
+                    topic=spec.topic, agenda=agenda_with_marker(spec.agenda, marker), type=2,
+                    start_time=datetime.fromisoformat(spec.start_time.replace("Z", "+00:00")),
+                    duration=spec.duration, timezone=spec.timezone,
+                    # Zoom forces a waiting room on meetings with no passcode, so "waiting room off" needs one:
+                    # let Zoom generate it. Recording is always sent explicitly as off (never inherited).
+                    default_password=True,
+                    settings=MeetingSettings(join_before_host=True, waiting_room=False, auto_recording="none"),
+                )
+
+                async def _create(lease: Lease) -> tuple[Meeting, Lease]:
+                    return await self._zoom.create_meeting(lease.token, body), lease
+
+                found = await self._broker.call(ctx.workspace_id, _create)
+        meeting, lease = found
+        result = act.MeetingResult(outcome=outcome, zoom_meeting_id=meeting.id, join_url=meeting.join_url,
+                                   spec=_spec_of(meeting, spec.timezone))
+        await self._record_created(ctx, args, marker, result, lease.owner_hash)
+        activity.logger.info("zoom meeting %s (%s) for %s", outcome, args.reason, ctx.appointment_id,
+                             extra={"zoom_meeting_id": meeting.id, "appointment_id": ctx.appointment_id})
+        return result
+
+    async def _write_create_intent(
+        self, ctx: act.OpContext, marker: str, spec: act.MeetingSpec
+    ) -> tuple[bool, act.MeetingResult | None]:
+        """Commit the create marker before calling Zoom. Returns (an earlier attempt wrote it, its result)."""
+        now = utcnow()
+        async with self._db.transaction() as session:
+            row = await session.get(AppointmentConference, ctx.appointment_id, with_for_update=True)
+            if row is None:
+                row = AppointmentConference(appointment_id=ctx.appointment_id, workspace_id=ctx.workspace_id,
+                                            status="pending", appointment_status="scheduled",
+                                            created_at=now, updated_at=now)
+                session.add(row)
+            earlier = row.create_marker == marker
+            if earlier and row.status == "ready" and row.zoom_meeting_id is not None and row.join_url:
+                return True, act.MeetingResult(outcome="adopted", zoom_meeting_id=row.zoom_meeting_id,
+                                               join_url=row.join_url, spec=spec)
+            row.create_marker = marker
+            row.create_intent_at = now
+            row.updated_at = now
+        return earlier, None
+
+    async def _find(self, lease: Lease, spec: act.MeetingSpec, marker: str) -> tuple[Meeting, Lease] | None:
+        """Look for the meeting an earlier attempt may have created (response lost, worker killed)."""
+        async for summary in self._zoom.list_meetings(lease.token, meeting_type="upcoming"):
+            if summary.topic != spec.topic or _utc_z(summary.start_time) != spec.start_time:
+                continue
+            try:
+                meeting = await self._zoom.get_meeting(lease.token, summary.id)
+            except z.MeetingNotFound:
+                continue
+            if meeting.agenda and meeting.agenda.rstrip().endswith(MARKER_PREFIX + marker):
+                return meeting, lease
+        return None
+
+    async def _record_created(self, ctx: act.OpContext, args: act.CreateMeetingArgs, marker: str,
+                              result: act.MeetingResult, owner_hash: str) -> None:
+        now = utcnow()
+        async with self._db.transaction() as session:
+            row = await session.get(AppointmentConference, ctx.appointment_id, with_for_update=True)
+            assert row is not None  # written by _write_create_intent
+            row.zoom_meeting_id = result.zoom_meeting_id
+            row.join_url = result.join_url
+            row.zoom_owner_hash = owner_hash
+            row.status = "ready"
+            row.deleted_at = None
+            row.updated_at = now
+            event = "meeting.created" if args.reason == "created" else "meeting.recreated"
+            await audit.append(session, audit.AuditFact(
+                workspace_id=ctx.workspace_id, appointment_id=ctx.appointment_id, event=event, actor=ctx.actor,
+                workflow_id=ctx.workflow_id, run_id=ctx.run_id, dedupe_key=f"{ctx.op_id}:{event}",
+                details={"zoom_meeting_id": result.zoom_meeting_id, "reason": args.reason,
+                         "adopted_after_retry": result.outcome == "adopted",
+                         "start_time": result.spec.start_time, "duration": result.spec.duration},
+            ))
+
+    # -- update ---------------------------------------------------------------------------------------------
+
+    @activity.defn(name=act.UPDATE_MEETING)
+    async def update_meeting(self, args: act.UpdateMeetingArgs) -> act.UpdateMeetingResult:
+        ctx = args.ctx
+        if not args.changes:
+            raise ValueError("update_meeting called with no changes")
+        body = _write_body(args.changes)
+        owner = await self._owner_hash(ctx.appointment_id)
+
+        async def _patch(lease: Lease) -> str:
+            if owner is not None and owner not in lease.owner_hashes:
+                return "owner_changed"  # the meeting belongs to the previously connected Zoom account
+            try:
+                await self._zoom.update_meeting(lease.token, args.zoom_meeting_id, body)
+            except z.MeetingNotFound:
+                return "not_found"
+            except z.MeetingInProgress:
+                return "in_progress"
+            return "updated"
+
+        async with self._zoom_failures(ctx.workspace_id):
+            outcome = await self._broker.call(ctx.workspace_id, _patch)
+        event = {"updated": "meeting.updated", "not_found": "meeting.vanished",
+                 "in_progress": "meeting.update_refused", "owner_changed": "meeting.account_changed"}[outcome]
+        await self._audit(ctx, event, {"zoom_meeting_id": args.zoom_meeting_id, "fields": sorted(args.changes)})
+        return act.UpdateMeetingResult(outcome=outcome)  # type: ignore[arg-type]
+
+    # -- delete ---------------------------------------------------------------------------------------------
+
+    @activity.defn(name=act.DELETE_MEETING)
+    async def delete_meeting(self, args: act.DeleteMeetingArgs) -> act.DeleteMeetingResult:
+        ctx = args.ctx
+        owner = await self._owner_hash(ctx.appointment_id)
+
+        async def _delete(lease: Lease) -> str:
+            if owner is not None and owner not in lease.owner_hashes:
+                return "owner_changed"
+            try:
+                await self._zoom.delete_meeting(lease.token, args.zoom_meeting_id)
+            except z.MeetingNotFound:
+                return "already_gone"  # deleting is idempotent: gone is done
+            except z.MeetingInProgress:
+                return "in_progress"
+            return "deleted"
+
+        async with self._zoom_failures(ctx.workspace_id):
+            outcome = await self._broker.call(ctx.workspace_id, _delete)
+        now = utcnow()
+        async with self._db.transaction() as session:
+            row = await session.get(AppointmentConference, ctx.appointment_id, with_for_update=True)
+            if row is not None and outcome in ("deleted", "already_gone", "owner_changed"):
+                row.status = "deleted"
+                row.deleted_at = now
+                row.updated_at = now
+            event = "meeting.deleted" if outcome != "in_progress" else "meeting.delete_refused"
+            await audit.append(session, audit.AuditFact(
+                workspace_id=ctx.workspace_id, appointment_id=ctx.appointment_id, event=event, actor=ctx.actor,
+                workflow_id=ctx.workflow_id, run_id=ctx.run_id, dedupe_key=f"{ctx.op_id}:{event}",
+                details={"zoom_meeting_id": args.zoom_meeting_id, "reason": args.reason, "outcome": outcome},
+            ))
+        return act.DeleteMeetingResult(outcome=outcome)  # type: ignore[arg-type]
+
+    # -- check ----------------------------------------------------------------------------------------------
+
+    @activity.defn(name=act.CHECK_MEETING)
+    async def check_meeting(self, args: act.CheckMeetingArgs) -> act.CheckMeetingResult:
+        ctx = args.ctx
+        owner = await self._owner_hash(ctx.appointment_id)
+
+        async def _get(lease: Lease) -> act.CheckMeetingResult:
+            if owner is not None and owner not in lease.owner_hashes:
+                return act.CheckMeetingResult(exists=False, owner_changed=True)
+            try:
+                meeting = await self._zoom.get_meeting(lease.token, args.zoom_meeting_id)
+            except z.MeetingNotFound:
+                return act.CheckMeetingResult(exists=False)
+            return act.CheckMeetingResult(exists=True, actual=_spec_of(meeting, meeting.timezone or "UTC"),
+                                          join_url=meeting.join_url)
+
+        async with self._zoom_failures(ctx.workspace_id):
+            result = await self._broker.call(ctx.workspace_id, _get)
+        if result.join_url:
+            async with self._db.transaction() as session:
+                row = await session.get(AppointmentConference, ctx.appointment_id, with_for_update=True)
+                if row is not None and row.join_url != result.join_url:
+                    row.join_url = result.join_url  # the host regenerated it inside Zoom: keep ours correct
+                    row.updated_at = utcnow()
+                    await audit.append(session, audit.AuditFact(
+                        workspace_id=ctx.workspace_id, appointment_id=ctx.appointment_id,
+                        event="meeting.join_url_changed", actor="system", workflow_id=ctx.workflow_id,
+                        run_id=ctx.run_id, dedupe_key=f"{ctx.op_id}:join_url_changed",
+                        details={"zoom_meeting_id": args.zoom_meeting_id},
+                    ))
+        return result
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+
+    async def _owner_hash(self, appointment_id: str) -> str | None:
+        async with self._db.sessions() as session:
+            row = await session.get(AppointmentConference, appointment_id)
+            return row.zoom_owner_hash if row is not None else None
+
+    async def _audit(self, ctx: act.OpContext, event: str, details: dict[str, object]) -> None:
+        async with self._db.transaction() as session:
+            await audit.append(session, audit.AuditFact(
+                workspace_id=ctx.workspace_id, appointment_id=ctx.appointment_id, event=event, actor=ctx.actor,
+                workflow_id=ctx.workflow_id, run_id=ctx.run_id, dedupe_key=f"{ctx.op_id}:{event}", details=details,
+            ))
+
+    @asynccontextmanager
+    async def _zoom_failures(self, workspace_id: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except z.PermissionProblem as exc:
+            await mark_needs_reconnect(self._db, workspace_id, f"Zoom refused access ({exc.status}, code {exc.code})")
+            raise as_application_error(exc) from None
+        except ZOOM_FAILURES as exc:
+            raise as_application_error(exc) from None
+
+
+async def mark_needs_reconnect(db: Database, workspace_id: str, reason: str) -> None:
+    async with db.transaction() as session:
+        row = await load_connection(session, workspace_id, lock="update")
+        if row is None or row.status != "connected":
+            return
+        row.status = "needs_reconnect"
+        row.status_reason = reason
+        row.updated_at = utcnow()
+        await audit.append(session, audit.AuditFact(
+            workspace_id=workspace_id, event="connection.needs_reconnect", actor="system",
+            dedupe_key=f"conn:{workspace_id}:needs_reconnect:{row.token_generation}", details={"reason": reason},
+        ))
+
+
+__all__ = ["MeetingActivities", "create_marker", "strip_marker", "mark_needs_reconnect"]

@@ -1,0 +1,39 @@
+"""The shared dependencies, built once at start-up from the settings and passed down (never globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from connections.broker import TokenBroker
+from ratio_zoom.settings import Settings
+from storage.db import Database
+from storage.vault import Vault
+from zoom_api.client import ResponseObserver, ZoomClient, new_http_client
+from zoom_api.oauth import ZoomOAuth
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    vault: Vault
+    zoom: ZoomClient
+    oauth: ZoomOAuth
+    broker: TokenBroker
+
+    @classmethod
+    def create(cls, settings: Settings, *, observer: ResponseObserver | None = None,
+               refresh_margin: timedelta = timedelta(minutes=5)) -> Services:
+        db = Database(settings.database_url)
+        vault = Vault(settings.token_keyring())
+        http = new_http_client()
+        zoom = ZoomClient(settings.zoom_api_base_url, http, observer=observer)
+        oauth = ZoomOAuth(settings.zoom_oauth_base_url, settings.zoom_client_id, settings.zoom_client_secret,
+                          settings.zoom_redirect_uri, http)
+        broker = TokenBroker(db, vault, oauth, refresh_margin=refresh_margin)
+        return cls(settings=settings, db=db, vault=vault, zoom=zoom, oauth=oauth, broker=broker)
+
+    async def aclose(self) -> None:
+        await self.zoom.aclose()
+        await self.db.dispose()

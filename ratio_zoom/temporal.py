@@ -1,0 +1,20 @@
+"""Connecting to Temporal with the project's converter, and the search attributes we register."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+
+from ratio_zoom.converter import data_converter
+from ratio_zoom.settings import Settings
+from workflows.appointment import SEARCH_ATTRIBUTE_KEYS
+
+SEARCH_ATTRIBUTES = SEARCH_ATTRIBUTE_KEYS
+# For `temporal server start-dev --search-attribute Name=Type`.
+SEARCH_ATTRIBUTE_FLAGS = tuple(
+    f"{key.name}={'Datetime' if key.value_type.__name__ == 'datetime' else 'Keyword'}" for key in SEARCH_ATTRIBUTE_KEYS
+)
+
+
+async def connect_client(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                                data_converter=data_converter(settings))

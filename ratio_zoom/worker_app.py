@@ -1,0 +1,59 @@
+"""Building and running the Temporal worker (`ratio-zoom worker`, `python worker.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.meetings import MeetingActivities
+from activities.records import RecordActivities
+from activities.schemas import Policy
+from ratio_zoom.services import Services
+from ratio_zoom.settings import Settings
+from ratio_zoom.temporal import connect_client
+from workflows.appointment import AppointmentWorkflow
+
+
+def policy_from(settings: Settings) -> Policy:
+    return Policy(pre_start_check_minutes=settings.pre_start_check_minutes,
+                  grace_hours=settings.appointment_grace_hours)
+
+
+def build_worker(client: Client, services: Services, *, task_queue: str | None = None,
+                 max_concurrent_activities: int = 100) -> Worker:
+    settings = services.settings
+    meetings = MeetingActivities(services.db, services.broker, services.zoom)
+    records = RecordActivities(services.db, policy_from(settings))
+    return Worker(
+        client,
+        task_queue=task_queue or settings.temporal_task_queue,
+        workflows=[AppointmentWorkflow],
+        activities=[
+            meetings.create_meeting, meetings.update_meeting, meetings.delete_meeting, meetings.check_meeting,
+            records.load_conference, records.save_conference_status, records.write_audit_events,
+            records.record_consent,
+        ],
+        activity_executor=ThreadPoolExecutor(max_workers=4),
+        max_concurrent_activities=max_concurrent_activities,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    services = Services.create(settings)
+    client = await connect_client(settings)
+    worker = build_worker(client, services)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with worker:
+            print(f"ratio-zoom worker polling task queue {settings.temporal_task_queue!r} "
+                  f"on {settings.temporal_address} ({settings.temporal_namespace})", flush=True)
+            await stop.wait()
+    finally:
+        await services.aclose()

@@ -1,0 +1,76 @@
+"""The whole state of one appointment workflow, in one serialisable structure.
+
+Kept in one model so continue-as-new carries it whole (the samples-python rule for long-lived workflows),
+and so the `state` query is a pure projection of it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from activities.schemas import AuditNote, ConsentLogEntry, MeetingSpec, Policy
+from contract.appointment import AppointmentView, ConsentView, RecordingBotView, RejectedRequest
+
+MAX_REJECTIONS_KEPT = 50
+
+
+class RequestRecord(BaseModel):
+    """Every request ID ever seen (dedupe survives continue-as-new) and what became of it."""
+
+    model_config = ConfigDict(extra="ignore")
+    seq: int
+    kind: str
+    outcome: str  # queued | applied | rejected | failed
+
+
+class QueuedRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    seq: int
+    request_id: str
+    kind: str
+    payload: dict
+
+
+class WorkflowState(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    appointment: AppointmentView
+    booking_valid: bool = True
+    status: str = "scheduled"  # scheduled | cancelled | completed
+    cancel_actor: str | None = None
+    cancel_reason: str | None = None
+
+    # The conference, mirroring the appointment_conferences row (the source of truth).
+    conference_status: str = "pending"
+    conference_reason: str | None = None
+    zoom_meeting_id: int | None = None
+    join_url: str | None = None
+    synced: MeetingSpec | None = None  # what Zoom holds, as far as we know; None = unknown, check first
+
+    # Requests: dedupe table, queue, and how far they have been applied to Zoom.
+    requests: dict[str, RequestRecord] = {}
+    queue: list[QueuedRequest] = []
+    next_seq: int = 1
+    done_seq: int = -1  # the booking itself is request 0
+    last_applied_request_id: str | None = None
+    rejected: list[RejectedRequest] = []
+    rejection_count: int = 0
+    last_error: str | None = None
+
+    # Zoom side bookkeeping.
+    op_seq: int = 0
+    zoom_link: str = "unknown"  # unknown | ok | waiting | detached
+    connection_epoch: int = 0
+    parked_epoch: int = 0
+    parked_until: str | None = None  # RFC 3339; daily-limit or reconnect recheck
+    failed_fingerprint: str | None = None
+    recreate_reason: str | None = None
+    pre_start_checked_for: str | None = None
+
+    consent: ConsentView = ConsentView()
+    recording_bot: RecordingBotView = RecordingBotView()
+
+    policy: Policy = Policy()
+    restored: bool = False
+    outbox_audit: list[AuditNote] = []
+    outbox_consent: list[ConsentLogEntry] = []
