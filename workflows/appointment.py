@@ -638,14 +638,20 @@ class AppointmentWorkflow:
         return out
 
     async def _sleep_until_something_happens(self) -> None:
-        self._wake = False
+        s = self._s
         now = workflow.now()
         nearest = min(self._deadlines())
         timeout = max((nearest - now).total_seconds(), 0.001)
+        # Wake on queued work too, not only on the flag: a message that arrived while the loop was busy
+        # must not wait for the next timer.
         try:
-            await workflow.wait_condition(lambda: self._wake, timeout=timeout)
+            await workflow.wait_condition(
+                lambda: self._wake or bool(s.queue) or bool(s.outbox_audit) or bool(s.outbox_consent),
+                timeout=timeout,
+            )
         except TimeoutError:
             pass
+        self._wake = False
         self._end_if_over()
 
     def _end_if_over(self) -> None:
