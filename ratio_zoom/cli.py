@@ -57,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(KeyRing.generate_entry("k1"))
             return 0
         settings = load_settings()
+        if args.command in ("worker", "api"):
+            from ratio_zoom.logs import configure_logging
+
+            configure_logging(settings.log_level, settings.log_format)
         return _dispatch(args, settings)
     except ConfigurationError as exc:
         print(f"ratio-zoom: configuration error: {exc}", file=sys.stderr)

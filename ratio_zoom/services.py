@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings, *, observer: ResponseObserver | None = None,
+               on_refresh: Callable[[str], None] | None = None,
                refresh_margin: timedelta = timedelta(minutes=5)) -> Services:
         db = Database(settings.database_url)
         vault = Vault(settings.token_keyring())
@@ -31,7 +33,7 @@ class Services:
         zoom = ZoomClient(settings.zoom_api_base_url, http, observer=observer)
         oauth = ZoomOAuth(settings.zoom_oauth_base_url, settings.zoom_client_id, settings.zoom_client_secret,
                           settings.zoom_redirect_uri, http)
-        broker = TokenBroker(db, vault, oauth, refresh_margin=refresh_margin)
+        broker = TokenBroker(db, vault, oauth, refresh_margin=refresh_margin, on_refresh=on_refresh)
         return cls(settings=settings, db=db, vault=vault, zoom=zoom, oauth=oauth, broker=broker)
 
     async def aclose(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from ratio_zoom.converter import data_converter
 from ratio_zoom.settings import Settings
@@ -15,9 +16,9 @@ SEARCH_ATTRIBUTE_FLAGS = tuple(
 )
 
 
-async def connect_client(settings: Settings) -> Client:
+async def connect_client(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=data_converter(settings))
+                                data_converter=data_converter(settings), runtime=runtime)
 
 
 async def register_search_attributes(client: Client, namespace: str) -> None:

@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 from activities.meetings import MeetingActivities
 from activities.records import RecordActivities
 from activities.schemas import Policy
+from ratio_zoom.metrics import Metrics, runtime_with_metrics
 from ratio_zoom.services import Services
 from ratio_zoom.settings import Settings
 from ratio_zoom.temporal import connect_client
@@ -43,8 +44,12 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
 
 
 async def run_worker(settings: Settings) -> None:
-    services = Services.create(settings)
-    client = await connect_client(settings)
+    runtime = runtime_with_metrics(settings.metrics_bind) if settings.metrics_bind else None
+    metrics = Metrics(runtime.metric_meter if runtime is not None else None)
+    services = Services.create(settings, observer=metrics.zoom_call, on_refresh=metrics.refresh)
+    client = await connect_client(settings, runtime)
+    if settings.metrics_bind:
+        print(f"ratio-zoom worker metrics on http://{settings.metrics_bind}/metrics", flush=True)
     worker = build_worker(client, services)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
