@@ -116,7 +116,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 def _emulate(args: argparse.Namespace) -> int:
     if args.service == "zoom":
-        from emulators.zoom.app import config_from_env, serve
+        from emulators.zoom_server.app import config_from_env, serve
 
         serve(args.host, args.port, config_from_env())
     elif args.service == "recording-bot":

@@ -47,7 +47,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         search_attributes=SEARCH_ATTRIBUTE_KEYS,
-        data_converter=data_converter(make_settings("sqlite:///unused", payload_keys=TEST_PAYLOAD_KEYS)),
+        data_converter=data_converter(None),
         dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"],
     )
     try:

@@ -1,0 +1,131 @@
+"""The appointment lifecycle end to end: real worker, real Temporal, real PostgreSQL, Zoom emulator."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from contract.appointment import AppointmentInput, Attendee, Cancel, Reschedule, UpdateDetails
+from storage import audit
+from storage.models import AppointmentConference, AuditEvent
+from tests.integration.conftest import Stack, ws
+from tests.integration.zoom_view import live_meetings, meeting_by_id, zoom_calls
+
+
+def booking(workspace_id: str, **overrides: object) -> AppointmentInput:
+    start = (datetime.now(timezone.utc) + timedelta(days=3)).replace(microsecond=0)
+    values: dict[str, object] = dict(
+        appointment_id=f"a-{uuid.uuid4().hex[:10]}", workspace_id=workspace_id, title="Portfolio review",
+        description="Quarterly review", start_time=start.isoformat(), duration_minutes=45,
+        timezone="America/New_York", conference_provider="zoom",
+        attendees=[Attendee(name="Grace", email="grace@example.com")])
+    values.update(overrides)
+    return AppointmentInput(**values)  # type: ignore[arg-type]
+
+
+async def test_book_reschedule_cancel_touches_zoom_exactly_three_times(stack: Stack) -> None:
+    workspace = ws()
+    assert "zoom=connected" in await stack.connect_workspace(workspace)
+    b = booking(workspace)
+    result = await stack.appointments.book(b)
+    assert result.conference.status == "ready" and result.conference.join_url
+    meeting_id = result.conference.zoom_meeting_id
+    meeting = await meeting_by_id(stack.emulator, meeting_id)
+    assert meeting["topic"] == "Portfolio review" and meeting["duration"] == 45
+    assert meeting["settings"]["join_before_host"] is True and meeting["settings"]["waiting_room"] is False
+    assert meeting["settings"]["auto_recording"] == "none"
+
+    again = await stack.appointments.book(b)  # booking twice returns the same meeting
+    assert again.conference.zoom_meeting_id == meeting_id
+
+    new_start = (datetime.now(timezone.utc) + timedelta(days=5)).replace(microsecond=0, second=0)
+    await stack.appointments.reschedule(b.appointment_id, Reschedule(
+        request_id="r1", start_time=new_start.isoformat(), duration_minutes=60))
+    done = await stack.appointments.await_conference(b.appointment_id, after_request_id="r1")
+    assert done.request_outcome == "applied"
+    meeting = await meeting_by_id(stack.emulator, meeting_id)
+    assert meeting["duration"] == 60
+    assert datetime.fromisoformat(meeting["start_time"].replace("Z", "+00:00")) == new_start
+
+    # the same time again: nothing changed, so no PATCH (the daily quota is precious)
+    await stack.appointments.reschedule(b.appointment_id, Reschedule(
+        request_id="r2", start_time=new_start.isoformat(), duration_minutes=60))
+    await stack.appointments.await_conference(b.appointment_id, after_request_id="r2")
+
+    await stack.appointments.cancel(b.appointment_id, Cancel(request_id="c1", actor="u-7", reason="client asked"))
+    final = await stack.appointments.handle(b.appointment_id).result()
+    assert final["status"] == "cancelled" and final["conference"]["status"] == "deleted"
+    assert meeting_id not in {m["id"] for m in await live_meetings(stack.emulator)}
+
+    calls = [c for c in await zoom_calls(stack.emulator, workspace_meetings={meeting_id}) if c["method"] != "GET"]
+    assert [c["method"] for c in calls] == ["POST", "PATCH", "DELETE"]
+
+    async with stack.services.db.sessions() as session:
+        row = await session.get(AppointmentConference, b.appointment_id)
+        assert row is not None and row.status == "deleted" and row.zoom_meeting_id == meeting_id
+        events = list((await session.execute(select(AuditEvent.event).where(
+            AuditEvent.appointment_id == b.appointment_id).order_by(AuditEvent.seq))).scalars())
+        assert events == ["meeting.created", "meeting.updated", "meeting.deleted"]
+        assert (await audit.verify_workspace(session, workspace)).ok
+
+
+async def test_details_change_and_provider_switch(stack: Stack) -> None:
+    workspace = ws()
+    await stack.connect_workspace(workspace)
+    b = booking(workspace)
+    first = await stack.appointments.book(b)
+    await stack.appointments.update_details(b.appointment_id, UpdateDetails(request_id="u1", title="Renamed review"))
+    await stack.appointments.await_conference(b.appointment_id, after_request_id="u1")
+    assert (await meeting_by_id(stack.emulator, first.conference.zoom_meeting_id))["topic"] == "Renamed review"
+
+    await stack.appointments.update_details(b.appointment_id, UpdateDetails(request_id="u2", conference_provider="google_meet"))
+    switched = await stack.appointments.await_conference(b.appointment_id, after_request_id="u2")
+    assert switched.conference.status == "deleted"
+    assert first.conference.zoom_meeting_id not in {m["id"] for m in await live_meetings(stack.emulator)}
+
+    await stack.appointments.update_details(b.appointment_id, UpdateDetails(request_id="u3", conference_provider="zoom"))
+    back = await stack.appointments.await_conference(b.appointment_id, after_request_id="u3")
+    assert back.conference.status == "ready"
+    assert back.conference.zoom_meeting_id not in (None, first.conference.zoom_meeting_id)
+    await stack.appointments.cancel(b.appointment_id, Cancel(request_id="c", actor="u"))
+    await stack.appointments.handle(b.appointment_id).result()
+
+
+async def test_not_connected_waits_then_resumes_when_connected(stack: Stack) -> None:
+    workspace = ws()
+    b = booking(workspace)
+    parked = await stack.appointments.book(b)
+    assert parked.conference.status == "waiting_for_zoom"
+    assert "not connected" in (parked.conference.reason or "")
+    await stack.connect_workspace(workspace)  # signals the workflow through the WorkspaceId search attribute
+    ready = await stack.appointments.await_conference(b.appointment_id, timeout_seconds=1)
+    for _ in range(40):
+        state = await stack.appointments.state(b.appointment_id)
+        if state.conference.status == "ready":
+            break
+        import asyncio
+
+        await asyncio.sleep(0.25)
+    assert state.conference.status == "ready" and state.conference.join_url, ready
+    await stack.appointments.cancel(b.appointment_id, Cancel(request_id="c", actor="u"))
+    await stack.appointments.handle(b.appointment_id).result()
+
+
+async def test_meeting_deleted_inside_zoom_is_recreated_on_patch(stack: Stack) -> None:
+    workspace = ws()
+    await stack.connect_workspace(workspace)
+    b = booking(workspace)
+    first = await stack.appointments.book(b)
+    await stack.emulator.delete_meeting_in_zoom(first.conference.zoom_meeting_id)
+    start = (datetime.now(timezone.utc) + timedelta(days=6)).replace(microsecond=0)
+    await stack.appointments.reschedule(b.appointment_id, Reschedule(request_id="r", start_time=start.isoformat(), duration_minutes=30))
+    after = await stack.appointments.await_conference(b.appointment_id, after_request_id="r")
+    assert after.conference.status == "ready"
+    assert after.conference.zoom_meeting_id != first.conference.zoom_meeting_id
+    assert after.conference.join_url != first.conference.join_url
+    meeting = await meeting_by_id(stack.emulator, after.conference.zoom_meeting_id)
+    assert meeting["duration"] == 30
+    await stack.appointments.cancel(b.appointment_id, Cancel(request_id="c", actor="u"))
+    await stack.appointments.handle(b.appointment_id).result()
