@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -38,7 +37,6 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
             records.load_conference, records.save_conference_status, records.write_audit_events,
             records.record_consent,
         ],
-        activity_executor=ThreadPoolExecutor(max_workers=4),
         max_concurrent_activities=max_concurrent_activities,
     )
 
