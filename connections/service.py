@@ -152,6 +152,7 @@ class ConnectionService:
             expires_at = as_utc(row.expires_at)
             if expires_at is None or expires_at <= utcnow():
                 return "expired_state"
+            await session.flush()  # persist used_at before detaching the row from the session
             session.expunge(row)
             return row
 

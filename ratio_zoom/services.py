@@ -26,8 +26,8 @@ class Services:
     @classmethod
     def create(cls, settings: Settings, *, observer: ResponseObserver | None = None,
                on_refresh: Callable[[str], None] | None = None,
-               refresh_margin: timedelta = timedelta(minutes=5)) -> Services:
-        db = Database(settings.database_url)
+               refresh_margin: timedelta = timedelta(minutes=5), pooled: bool = True) -> Services:
+        db = Database(settings.database_url, pooled=pooled)
         vault = Vault(settings.token_keyring())
         http = new_http_client()
         zoom = ZoomClient(settings.zoom_api_base_url, http, observer=observer)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -73,13 +74,17 @@ def install_sqlite_pragmas(sync_engine: Any) -> None:
 class Database:
     """One async engine + session factory, created once at start-up and passed down."""
 
-    def __init__(self, database_url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, database_url: str, *, pool_size: int = 10, pooled: bool = True) -> None:
         self.url = database_url
         self.is_sqlite = is_sqlite(database_url)
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if self.is_sqlite:
             ensure_sqlite_directory(database_url)
-        else:
+        if not pooled:
+            # For an engine used from an event loop that ends before the engine does (test servers in a
+            # thread): no connection outlives the request that opened it.
+            kwargs = {"poolclass": NullPool}
+        elif not self.is_sqlite:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2)
         self.engine: AsyncEngine = create_async_engine(async_url(database_url), **kwargs)
         if self.is_sqlite:
