@@ -7,6 +7,7 @@ status, holding the row's `FOR UPDATE` lock, which waits for every in-flight Zoo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -33,7 +34,8 @@ from storage.db import Database
 from storage.models import OAuthState, ZoomConnection
 from storage.vault import Vault
 from zoom_api.client import ZoomClient
-from zoom_api.errors import OAuthError, ZoomError
+from zoom_api.errors import OAuthError, RateLimited, ZoomError, ZoomServerError, ZoomTransportError
+from zoom_api.models import ZoomUser
 from zoom_api.oauth import ZoomOAuth, missing_scopes, new_pkce_pair
 
 log = logging.getLogger("ratio_zoom.connections")
@@ -129,7 +131,7 @@ class ConnectionService:
             await self._revoke_quietly(tokens.access_token.get_secret_value())
             return with_query(pending.return_url, zoom="error", reason="missing_scope")
         try:
-            me = await self._zoom.get_me(tokens.access_token.get_secret_value())
+            me = await self._get_me_patiently(tokens.access_token.get_secret_value())
         except ZoomError:
             return with_query(pending.return_url, zoom="error", reason="zoom_unavailable")
         displaced = await self._store_connection(pending, tokens.access_token.get_secret_value(),
@@ -139,6 +141,21 @@ class ConnectionService:
         for other in displaced:
             await self._tell(other, "needs_reconnect", "the same Zoom user authorized another workspace")
         return with_query(pending.return_url, zoom="connected")
+
+    async def _get_me_patiently(self, access_token: str) -> ZoomUser:
+        """A browser is waiting: ride out a short per-second 429 or a 5xx blip, then give up clearly."""
+        for attempt in range(3):
+            try:
+                return await self._zoom.get_me(access_token)
+            except RateLimited as exc:
+                if exc.limit_type != "per_second" or attempt == 2:
+                    raise
+                await asyncio.sleep(min(exc.retry_after or 1.0, 2.0))
+            except (ZoomServerError, ZoomTransportError):
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def _consume_state(self, state: str) -> OAuthState | str:
         state_hash = _hash_state(state)

@@ -166,7 +166,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
                     "meeting API requests for the user.",
                     _limit_headers("Medium", "Daily-limit", emu.limits.daily, 0, retry_at=reset))
             emu.daily[(user.id, day)] = used + 1
-        window.append(now)
+        if per_second > 0:
+            window.append(now)
         return None
 
     def _limit_headers(category: str, kind: str, limit: int, remaining: int, *, retry_seconds: int | None = None,
