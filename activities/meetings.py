@@ -21,6 +21,7 @@ from typing import AsyncIterator, TypeVar
 from temporalio import activity
 
 from activities import schemas as act
+from activities.heartbeat import keep_alive
 from activities.zoom_failures import ZOOM_FAILURES, as_application_error
 from connections.broker import Lease, TokenBroker
 from connections.repository import load_connection, utcnow
@@ -84,6 +85,10 @@ class MeetingActivities:
 
     @activity.defn(name=act.CREATE_MEETING)
     async def create_meeting(self, args: act.CreateMeetingArgs) -> act.MeetingResult:
+        async with keep_alive():
+            return await self._create_meeting(args)
+
+    async def _create_meeting(self, args: act.CreateMeetingArgs) -> act.MeetingResult:
         ctx, spec = args.ctx, args.spec
         marker = create_marker(ctx.op_id)
         earlier_attempt, recorded = await self._write_create_intent(ctx, marker, spec)
@@ -176,6 +181,10 @@ class MeetingActivities:
 
     @activity.defn(name=act.UPDATE_MEETING)
     async def update_meeting(self, args: act.UpdateMeetingArgs) -> act.UpdateMeetingResult:
+        async with keep_alive():
+            return await self._update_meeting(args)
+
+    async def _update_meeting(self, args: act.UpdateMeetingArgs) -> act.UpdateMeetingResult:
         ctx = args.ctx
         if not args.changes:
             raise ValueError("update_meeting called with no changes")
@@ -204,6 +213,10 @@ class MeetingActivities:
 
     @activity.defn(name=act.DELETE_MEETING)
     async def delete_meeting(self, args: act.DeleteMeetingArgs) -> act.DeleteMeetingResult:
+        async with keep_alive():
+            return await self._delete_meeting(args)
+
+    async def _delete_meeting(self, args: act.DeleteMeetingArgs) -> act.DeleteMeetingResult:
         ctx = args.ctx
         owner = await self._owner_hash(ctx.appointment_id)
 
@@ -239,6 +252,10 @@ class MeetingActivities:
 
     @activity.defn(name=act.CHECK_MEETING)
     async def check_meeting(self, args: act.CheckMeetingArgs) -> act.CheckMeetingResult:
+        async with keep_alive():
+            return await self._check_meeting(args)
+
+    async def _check_meeting(self, args: act.CheckMeetingArgs) -> act.CheckMeetingResult:
         ctx = args.ctx
         owner = await self._owner_hash(ctx.appointment_id)
 

@@ -59,7 +59,9 @@ ZOOM_RETRY = RetryPolicy(
     non_retryable_error_types=act.NON_RETRYABLE_ZOOM_ERRORS,
 )
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
-ZOOM_ACTIVITY_TIMEOUT = timedelta(seconds=90)
+ZOOM_ACTIVITY_TIMEOUT = timedelta(seconds=60)
+# Zoom activities heartbeat every 2 s (activities/heartbeat.py): a killed worker is noticed in 10 s.
+ZOOM_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 DB_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 UPDATE_MAX_WAIT_SECONDS = 600.0
 
@@ -458,6 +460,7 @@ class AppointmentWorkflow:
             act.CreateMeetingArgs(ctx=self._ctx(), spec=spec, reason=reason),
             result_type=act.MeetingResult,
             start_to_close_timeout=ZOOM_ACTIVITY_TIMEOUT,
+            heartbeat_timeout=ZOOM_HEARTBEAT_TIMEOUT,
             retry_policy=ZOOM_RETRY,
             summary=f"create Zoom meeting ({reason})",
         )
@@ -477,6 +480,7 @@ class AppointmentWorkflow:
             act.UpdateMeetingArgs(ctx=self._ctx(), zoom_meeting_id=s.zoom_meeting_id, changes=changes),
             result_type=act.UpdateMeetingResult,
             start_to_close_timeout=ZOOM_ACTIVITY_TIMEOUT,
+            heartbeat_timeout=ZOOM_HEARTBEAT_TIMEOUT,
             retry_policy=ZOOM_RETRY,
             summary=f"patch Zoom meeting {s.zoom_meeting_id}: {', '.join(sorted(changes))}",
         )
@@ -497,6 +501,7 @@ class AppointmentWorkflow:
             act.DeleteMeetingArgs(ctx=self._ctx(), zoom_meeting_id=s.zoom_meeting_id, reason=reason),
             result_type=act.DeleteMeetingResult,
             start_to_close_timeout=ZOOM_ACTIVITY_TIMEOUT,
+            heartbeat_timeout=ZOOM_HEARTBEAT_TIMEOUT,
             retry_policy=ZOOM_RETRY,
             summary=f"delete Zoom meeting {s.zoom_meeting_id} ({reason})",
         )
@@ -522,6 +527,7 @@ class AppointmentWorkflow:
             act.CheckMeetingArgs(ctx=self._ctx(), zoom_meeting_id=s.zoom_meeting_id),
             result_type=act.CheckMeetingResult,
             start_to_close_timeout=ZOOM_ACTIVITY_TIMEOUT,
+            heartbeat_timeout=ZOOM_HEARTBEAT_TIMEOUT,
             retry_policy=ZOOM_RETRY,
             summary=f"check Zoom meeting {s.zoom_meeting_id} for changes made inside Zoom",
         )

@@ -135,6 +135,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
             if rule.count is not None:
                 rule.count -= 1
             emu.world.count(f"fault:{rule.kind}")
+            if rule.kind == "delay_after":
+                continue  # applied after the effect, see api()
             if rule.kind == "latency":
                 await asyncio.sleep(rule.latency_ms / 1000)
             elif rule.kind == "error" and outcome is None:
@@ -203,11 +205,16 @@ def create_app(config: EmulatorConfig) -> Starlette:
                     log_call(request, operation, 429, user.id)
                     return limited
                 response = await handler(request, grant, user)
+                delay_after = next((r for r in emu.faults if r.kind == "delay_after" and r.path.search(request.url.path)
+                                    and (r.method is None or r.method == request.method)), None)
                 if fault == "lost":
                     log_call(request, operation, 0, user.id)
                     return LostResponse()
                 log_call(request, operation, response.status_code, user.id)
-                return response
+            if delay_after is not None:
+                # The effect is done; hold the answer back (a worker killed now has lost the result).
+                await asyncio.sleep(delay_after.latency_ms / 1000)
+            return response
 
         return endpoint
 

@@ -1,0 +1,53 @@
+"""Run the real worker (`ratio-zoom worker`) as a subprocess that tests can SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from ratio_zoom.settings import Settings
+
+
+def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": settings.database_url,
+        "TEMPORAL_ADDRESS": temporal_address,
+        "TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "ZOOM_API_BASE_URL": settings.zoom_api_base_url,
+        "ZOOM_OAUTH_BASE_URL": settings.zoom_oauth_base_url,
+        "ZOOM_CLIENT_ID": settings.zoom_client_id,
+        "ZOOM_CLIENT_SECRET": settings.zoom_client_secret.get_secret_value(),
+        "TOKEN_ENCRYPTION_KEYS": settings.token_encryption_keys.get_secret_value(),
+        "PAYLOAD_ENCRYPTION_KEYS": settings.payload_encryption_keys.get_secret_value(),
+        "LOG_LEVEL": "WARNING",
+    })
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self._env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "ratio_zoom.cli", "worker"], env=self._env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self.kills += 1
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
