@@ -76,6 +76,14 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
                   description="Zoom connection lifecycle and webhooks for Ratio workspaces.")
     app.add_middleware(BodyLimit)
     guard = Depends(bearer_guard(settings.internal_api_token.get_secret_value()))
+    ring = settings.payload_keyring()
+    if ring is not None:
+        from temporal_codec.codec import EncryptionCodec
+        from temporal_codec.server import codec_routes
+
+        origins = [o.strip() for o in settings.codec_cors_origins.split(",") if o.strip()]
+        token = settings.codec_auth_token.get_secret_value() or None
+        app.include_router(codec_routes(EncryptionCodec(ring), allowed_origins=origins, bearer_token=token))
 
     def refused(exc: ConnectionRefused) -> JSONResponse:
         return JSONResponse({"detail": exc.reason}, status_code=exc.status)

@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="run everything locally as one supervised process tree")
     dev.add_argument("--emulate", action="store_true", help="run the Zoom emulator and point the service at it")
     dev.add_argument("--ui-port", type=int, default=8233)
+    dev.add_argument("--temporal-port", type=int, default=7233)
+    dev.add_argument("--api-port", type=int, default=8080)
+    dev.add_argument("--emulator-port", type=int, default=9090)
+    dev.add_argument("--data-dir", default=".data")
     keys = sub.add_parser("keys", help="encryption key commands")
     keys.add_argument("action", choices=["rotate", "generate"])
     audit = sub.add_parser("audit", help="audit trail commands")
@@ -96,7 +100,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "dev":
         from ratio_zoom.dev import run_dev
 
-        return run_dev(settings, emulate=args.emulate, ui_port=args.ui_port)
+        from pathlib import Path
+
+        return run_dev(settings, emulate=args.emulate, ui_port=args.ui_port, temporal_port=args.temporal_port,
+                       api_port=args.api_port, emulator_port=args.emulator_port, data_dir=Path(args.data_dir))
     if args.command == "keys":
         from storage.rotate import rotate_keys
 

@@ -145,6 +145,7 @@ def run_dev(settings: Settings, *, emulate: bool, ui_port: int = 8233, temporal_
         "DATABASE_URL": env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'ratio-zoom.sqlite3'}",
         "PUBLIC_BASE_URL": api_base,
         "ZOOM_REDIRECT_URI": env.get("ZOOM_REDIRECT_URI") or f"{api_base}/v1/zoom/oauth/callback",
+        "CODEC_CORS_ORIGINS": f"http://localhost:{ui_port},http://127.0.0.1:{ui_port}",
     })
     if emulate:
         emulator = f"http://127.0.0.1:{emulator_port}"

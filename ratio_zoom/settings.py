@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     internal_api_token: SecretStr = Field(default=SecretStr(""), alias="INTERNAL_API_TOKEN")
     api_bind: str = Field(default="127.0.0.1:8080", alias="API_BIND")
     public_base_url: str = Field(default="", alias="PUBLIC_BASE_URL")
+    # The codec server (served by the API when PAYLOAD_ENCRYPTION_KEYS is set) answers the Temporal UI.
+    codec_cors_origins: str = Field(default="http://localhost:8233,http://127.0.0.1:8233", alias="CODEC_CORS_ORIGINS")
+    codec_auth_token: SecretStr = Field(default=SecretStr(""), alias="CODEC_AUTH_TOKEN")
 
     # How long an appointment workflow stays open after the appointment ends, and when before the start it
     # checks the meeting once for drift made inside Zoom.

@@ -47,7 +47,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         search_attributes=SEARCH_ATTRIBUTE_KEYS,
-        data_converter=data_converter(None),
+        data_converter=data_converter(make_settings("sqlite:///unused")),
         dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"],
     )
     try:
@@ -65,11 +65,10 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "ZOOM_REDIRECT_URI": "http://127.0.0.1:8080/v1/zoom/oauth/callback",
         "ZOOM_WEBHOOK_SECRET_TOKEN": "test-webhook-secret",
         "INTERNAL_API_TOKEN": "test-internal-token",
+        "PAYLOAD_ENCRYPTION_KEYS": TEST_PAYLOAD_KEYS,
     }
     for key, value in overrides.items():
         values[key.upper()] = value
-    if "PAYLOAD_KEYS" in values:
-        values["PAYLOAD_ENCRYPTION_KEYS"] = values.pop("PAYLOAD_KEYS")
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

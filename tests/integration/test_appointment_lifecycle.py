@@ -129,3 +129,19 @@ async def test_meeting_deleted_inside_zoom_is_recreated_on_patch(stack: Stack) -
     assert meeting["duration"] == 30
     await stack.appointments.cancel(b.appointment_id, Cancel(request_id="c", actor="u"))
     await stack.appointments.handle(b.appointment_id).result()
+
+
+async def test_history_holds_no_personal_data_in_clear(stack: Stack) -> None:
+    workspace = ws()
+    await stack.connect_workspace(workspace)
+    b = booking(workspace, title="Confidential title", attendees=[Attendee(name="Ada Lovelace", email="ada.l@example.com")])
+    booked = await stack.appointments.book(b)
+    history = await stack.appointments.handle(b.appointment_id).fetch_history()
+    raw = history.to_json()
+    for secret in ("ada.l@example.com", "Ada Lovelace", "Confidential title", booked.conference.join_url or "?"):
+        assert secret not in raw
+    assert "binary/encrypted" in raw or "YmluYXJ5L2VuY3J5cHRlZA" in raw  # metadata is base64 in JSON histories
+    state = await stack.appointments.state(b.appointment_id)  # the client decodes with the same codec
+    assert state.appointment.attendees[0].email == "ada.l@example.com"
+    await stack.appointments.cancel(b.appointment_id, Cancel(request_id="c", actor="u"))
+    await stack.appointments.handle(b.appointment_id).result()

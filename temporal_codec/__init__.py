@@ -1,0 +1,1 @@
+"""AES-256-GCM encryption of Temporal payloads, and the codec server the Temporal UI and CLI use."""

@@ -1,0 +1,67 @@
+"""Payload encryption: the codec, the codec server, and what actually sits in a Temporal history."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
+
+from emulators.zoom_server.testing import free_port
+from http_api.testing import serving
+from ratio_zoom.keyring import KeyRing
+from temporal_codec.codec import EncryptionCodec, PayloadDecryptionError
+from temporal_codec.server import codec_routes
+
+K1 = "p1:" + base64.b64encode(b"\x05" * 32).decode()
+K2 = "p2:" + base64.b64encode(b"\x06" * 32).decode()
+
+
+def payload(text: str) -> Payload:
+    return Payload(metadata={"encoding": b"json/plain"}, data=text.encode())
+
+
+async def test_round_trip_rotation_and_tampering() -> None:
+    old = EncryptionCodec(KeyRing.parse(K1))
+    encoded = await old.encode([payload('{"email":"ada@example.com"}')])
+    assert b"ada@example.com" not in encoded[0].SerializeToString()
+    assert encoded[0].metadata["encryption-key-id"] == b"p1"
+    assert encoded != await old.encode([payload('{"email":"ada@example.com"}')])  # fresh nonce
+    rotated = EncryptionCodec(KeyRing.parse(f"{K2},{K1}"))
+    assert (await rotated.decode(encoded))[0].data == b'{"email":"ada@example.com"}'
+    with pytest.raises(PayloadDecryptionError, match="p1"):
+        await EncryptionCodec(KeyRing.parse(K2)).decode(encoded)
+    tampered = Payload(metadata=dict(encoded[0].metadata), data=encoded[0].data[:-1] + b"\x00")
+    with pytest.raises(PayloadDecryptionError):
+        await old.decode([tampered])
+    plain = payload("{}")
+    assert await old.decode([plain]) == [plain]  # unencrypted payloads pass through
+
+
+async def test_codec_server_decodes_with_cors_and_bearer_auth() -> None:
+    from fastapi import FastAPI
+
+    codec = EncryptionCodec(KeyRing.parse(K1))
+    app = FastAPI()
+    app.include_router(codec_routes(codec, allowed_origins=["http://localhost:8233"], bearer_token="ui-token"))
+    encoded = await codec.encode([payload('"Intro call"')])
+    body = json_format.MessageToJson(Payloads(payloads=encoded))
+    with serving(app, free_port()) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            preflight = await http.options("/codec/decode", headers={"Origin": "http://localhost:8233",
+                                                                     "Access-Control-Request-Method": "POST"})
+            assert preflight.headers["access-control-allow-origin"] == "http://localhost:8233"
+            assert "x-namespace" in preflight.headers["access-control-allow-headers"]
+            denied = await http.post("/codec/decode", content=body)
+            assert denied.status_code == 401
+            decoded = await http.post("/codec/decode", content=body, headers={
+                "Authorization": "Bearer ui-token", "Origin": "http://localhost:8233", "X-Namespace": "default"})
+            assert decoded.status_code == 200
+            assert decoded.headers["access-control-allow-origin"] == "http://localhost:8233"
+            result = json_format.Parse(decoded.text, Payloads())
+            assert result.payloads[0].data == b'"Intro call"'
+            foreign = await http.post("/codec/decode", content=body, headers={
+                "Authorization": "Bearer ui-token", "Origin": "https://evil.example"})
+            assert "access-control-allow-origin" not in foreign.headers
