@@ -13,31 +13,36 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import schemas as act
 from connections.errors import Detached, NeedsReconnect, NotConnected, RefreshUnavailable
 from zoom_api import errors as z
 
 
+BENIGN = ApplicationErrorCategory.BENIGN
+
+
 def as_application_error(exc: Exception) -> ApplicationError:
+    # BENIGN: expected outcomes (parking, waiting for a rate limit) are not logged as activity failures
+    # with a stack trace, and do not count as failures in the SDK's metrics; real trouble still does.
     if isinstance(exc, NotConnected):
-        return ApplicationError(str(exc), type=act.ERR_NOT_CONNECTED, non_retryable=True)
+        return ApplicationError(str(exc), type=act.ERR_NOT_CONNECTED, non_retryable=True, category=BENIGN)
     if isinstance(exc, NeedsReconnect):
-        return ApplicationError(str(exc), type=act.ERR_NEEDS_RECONNECT, non_retryable=True)
+        return ApplicationError(str(exc), type=act.ERR_NEEDS_RECONNECT, non_retryable=True, category=BENIGN)
     if isinstance(exc, Detached):
-        return ApplicationError(str(exc), type=act.ERR_DETACHED, non_retryable=True)
+        return ApplicationError(str(exc), type=act.ERR_DETACHED, non_retryable=True, category=BENIGN)
     if isinstance(exc, z.RateLimited):
         if exc.limit_type == "daily":
             retry_at = datetime.now(timezone.utc) + timedelta(seconds=exc.retry_after or 3600)
             return ApplicationError(
                 "Zoom's daily meeting create/update limit for this user is reached",
                 retry_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                type=act.ERR_DAILY_LIMIT, non_retryable=True,
+                type=act.ERR_DAILY_LIMIT, non_retryable=True, category=BENIGN,
             )
         delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
         return ApplicationError(f"Zoom rate limit ({exc.category or 'unknown'} category)",
-                                type=act.ERR_RATE_LIMITED, next_retry_delay=delay)
+                                type=act.ERR_RATE_LIMITED, next_retry_delay=delay, category=BENIGN)
     if isinstance(exc, (z.ZoomTransportError, z.ZoomServerError, z.AccessTokenInvalid, RefreshUnavailable)):
         return ApplicationError(str(exc), type=act.ERR_UNAVAILABLE)
     if isinstance(exc, z.PermissionProblem):

@@ -1,0 +1,353 @@
+"""One benchmark run, side by side on one Temporal dev server, written to docs/benchmarks.md.
+
+    python -m bench.run [--lifecycles 60] [--runs 3] [--open 10000] [--quota 1000]
+
+Measures (medians over --runs where it says so):
+  a) lifecycles/s (book -> reschedule -> cancel) vs a bare-Temporal baseline doing the same messages
+     with no-op activities, as a ratio (both workers are separate processes);
+  b) p50/p99 book-to-join-URL and reschedule-to-PATCH-applied latency;
+  c) Zoom calls per lifecycle (the minimum is 3);
+  d) history events and bytes of a typical lifecycle; worker RSS with --open appointment workflows open;
+  e) refresh calls per expired-token burst (2 x 100 concurrent calls; the minimum is 1) and the added
+     latency of a call that waits for a refresh held by another process;
+  f) completion time of --quota bookings for one Zoom account under a 10 requests/s create limit, vs the
+     floor of quota/10 seconds, with the number of 429s.
+Nothing here is a pass/fail threshold: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import psycopg
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.testing import WorkflowEnvironment
+
+from contract.appointment import AppointmentInput, Attendee, Cancel, Reschedule
+from emulators.zoom_server.app import EmulatorConfig
+from emulators.zoom_server.testing import running_zoom_emulator
+from ratio_zoom.converter import data_converter
+from ratio_zoom.keyring import KeyRing
+from ratio_zoom.services import Services
+from ratio_zoom.settings import Settings
+from connections.service import ConnectionService
+from starter import Appointments
+from storage.migrate import upgrade_to_head
+from storage.models import ZoomConnection
+from workflows.appointment import SEARCH_ATTRIBUTE_KEYS
+
+PG_ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+CONCURRENCY = 20
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.lines: list[str] = []
+
+    def out(self, text: str = "") -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+    async def run(self) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix="ratio-zoom-bench-"))
+        db_name = f"ratio_zoom_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{db_name}"')
+        db_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{db_name}"
+        upgrade_to_head(db_url)
+        temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+        keys = {"TOKEN_ENCRYPTION_KEYS": KeyRing.generate_entry("b1"), "PAYLOAD_ENCRYPTION_KEYS": KeyRing.generate_entry("bp1")}
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal, dev_server_database_filename=str(tmp / "temporal.sqlite3"),
+            search_attributes=SEARCH_ATTRIBUTE_KEYS, dev_server_log_level="error")
+        try:
+            config = EmulatorConfig(client_id="bench", client_secret="bench-secret",
+                                    light_per_second=0, medium_per_second=0, daily_create_update_limit=0)
+            async with running_zoom_emulator(config) as emu:
+                address = env.client.service_client.config.target_host
+                queue = f"bench-{uuid.uuid4().hex[:6]}"
+                settings = Settings(_env_file=None, DATABASE_URL=db_url, TEMPORAL_ADDRESS=address,  # type: ignore[call-arg]
+                                    TEMPORAL_TASK_QUEUE=queue, ZOOM_CLIENT_ID="bench", ZOOM_CLIENT_SECRET="bench-secret",
+                                    ZOOM_REDIRECT_URI="http://127.0.0.1:1/cb", ZOOM_API_BASE_URL=emu.api_base_url,
+                                    ZOOM_OAUTH_BASE_URL=emu.oauth_base_url, **keys)
+                client = await Client.connect(address, data_converter=data_converter(settings))
+                services = Services.create(settings)
+                workspace = "bench-ws"
+                await self._connect(services, emu, workspace)
+                worker_env = {**os.environ, **keys, "DATABASE_URL": db_url, "TEMPORAL_ADDRESS": address,
+                              "TEMPORAL_TASK_QUEUE": queue, "ZOOM_CLIENT_ID": "bench", "ZOOM_CLIENT_SECRET": "bench-secret",
+                              "ZOOM_API_BASE_URL": emu.api_base_url, "ZOOM_OAUTH_BASE_URL": emu.oauth_base_url,
+                              "LOG_LEVEL": "WARNING"}
+                worker = subprocess.Popen([sys.executable, "-m", "ratio_zoom.cli", "worker"], env=worker_env,
+                                          stdout=subprocess.DEVNULL)
+                base_queue = f"base-{uuid.uuid4().hex[:6]}"
+                baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline", address, base_queue])
+                try:
+                    await asyncio.sleep(3)
+                    self._header(settings)
+                    appointments = Appointments(client, task_queue=queue)
+                    await self._lifecycles(appointments, emu, workspace, await Client.connect(address), base_queue)
+                    await self._history(appointments, workspace)
+                    await self._refresh(services, settings, emu, workspace)
+                    if self.args.quota:
+                        await self._quota(appointments, emu, workspace)
+                    if self.args.open:
+                        await self._open_workflows(client, queue, workspace, worker.pid)
+                finally:
+                    for proc in (worker, baseline):
+                        proc.terminate()
+                        proc.wait(timeout=30)
+                    await services.aclose()
+        finally:
+            await env.shutdown()
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+            shutil.rmtree(tmp, ignore_errors=True)
+        if self.args.out:
+            Path(self.args.out).write_text(self._document())
+
+    async def _connect(self, services: Services, emu, workspace: str) -> None:  # type: ignore[no-untyped-def]
+        connections = ConnectionService(services.db, services.vault, services.oauth, services.zoom)
+        url = await connections.start_connect(workspace, "bench", "owner", "https://ratio.example/")
+        async with httpx.AsyncClient() as http:
+            callback = httpx.URL((await http.get(url)).headers["location"])
+        await connections.complete_connect(callback.params["code"], callback.params["state"], None)
+
+    def _header(self, settings: Settings) -> None:
+        self.out("# Benchmarks")
+        self.out()
+        self.out(f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: "
+                 f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.machine()}.")
+        self.out("Server mode: `temporal server start-dev` (Server 1.32) with a SQLite file; PostgreSQL 15 for our "
+                 "database; the Zoom emulator over HTTP with rate limits off; worker and baseline worker in separate "
+                 "processes; payload encryption on for ours. Regenerate: `python -m bench.run --out docs/benchmarks.md`.")
+        self.out()
+
+    def _booking(self, workspace: str, i: int) -> AppointmentInput:
+        start = (datetime.now(timezone.utc) + timedelta(days=3, minutes=i)).replace(microsecond=0)
+        return AppointmentInput(appointment_id=f"bench-{uuid.uuid4().hex[:10]}", workspace_id=workspace,
+                                title=f"Bench {i}", start_time=start.isoformat(), duration_minutes=30,
+                                timezone="Europe/Berlin", conference_provider="zoom",
+                                attendees=[Attendee(name="Client", email="client@example.com")])
+
+    async def _lifecycles(self, appointments: Appointments, emu, workspace: str, plain: Client, base_queue: str) -> None:  # type: ignore[no-untyped-def]
+        n = self.args.lifecycles
+        ours_rates, base_rates, book_lat, patch_lat, calls_per = [], [], [], [], []
+        for _ in range(self.args.runs):
+            sem = asyncio.Semaphore(CONCURRENCY)
+            calls_before = len(await emu.calls())
+
+            async def ours(i: int) -> None:
+                async with sem:
+                    b = self._booking(workspace, i)
+                    t0 = time.perf_counter()
+                    await appointments.book(b)
+                    book_lat.append(time.perf_counter() - t0)
+                    new_start = (datetime.now(timezone.utc) + timedelta(days=4, minutes=i)).replace(microsecond=0)
+                    t1 = time.perf_counter()
+                    await appointments.reschedule(b.appointment_id, Reschedule(
+                        request_id="r1", start_time=new_start.isoformat(), duration_minutes=45))
+                    await appointments.await_conference(b.appointment_id, after_request_id="r1")
+                    patch_lat.append(time.perf_counter() - t1)
+                    await appointments.cancel(b.appointment_id, Cancel(request_id="c1", actor="bench"))
+                    await appointments.handle(b.appointment_id).result()
+
+            t = time.perf_counter()
+            await asyncio.gather(*(ours(i) for i in range(n)))
+            ours_rates.append(n / (time.perf_counter() - t))
+            calls_per.append((len(await emu.calls()) - calls_before) / n)
+
+            async def base(i: int) -> None:
+                async with sem:
+                    from temporalio.client import WithStartWorkflowOperation
+
+                    wid = f"base-{uuid.uuid4().hex[:10]}"
+                    op = WithStartWorkflowOperation("BaselineWorkflow", wid, id=wid, task_queue=base_queue,
+                                                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                    await plain.execute_update_with_start_workflow("await_done", 1, start_workflow_operation=op)
+                    handle = plain.get_workflow_handle(wid)
+                    await handle.signal("step", "reschedule")
+                    await handle.execute_update("await_done", 2)
+                    await handle.signal("step", "cancel")
+                    await handle.result()
+
+            t = time.perf_counter()
+            await asyncio.gather(*(base(i) for i in range(n)))
+            base_rates.append(n / (time.perf_counter() - t))
+        ours_rate, base_rate = statistics.median(ours_rates), statistics.median(base_rates)
+        self.out(f"## Appointment lifecycles ({n} per run, {CONCURRENCY} concurrent, median of {self.args.runs} runs)")
+        self.out()
+        self.out("| figure | value |")
+        self.out("|---|---|")
+        self.out(f"| lifecycles/s, ratio-zoom (book -> reschedule -> cancel) | {ours_rate:.1f} |")
+        self.out(f"| lifecycles/s, bare-Temporal baseline (same messages, no-op activities) | {base_rate:.1f} |")
+        self.out(f"| ratio ours / baseline | {ours_rate / base_rate:.2f} |")
+        self.out(f"| book -> join URL, p50 / p99 | {pct(book_lat, .5) * 1000:.0f} ms / {pct(book_lat, .99) * 1000:.0f} ms |")
+        self.out(f"| reschedule -> PATCH applied, p50 / p99 | {pct(patch_lat, .5) * 1000:.0f} ms / {pct(patch_lat, .99) * 1000:.0f} ms |")
+        self.out(f"| Zoom calls per lifecycle (minimum 3) | {statistics.median(calls_per):.2f} |")
+        self.out()
+
+    async def _history(self, appointments: Appointments, workspace: str) -> None:
+        b = self._booking(workspace, 999)
+        await appointments.book(b)
+        new_start = (datetime.now(timezone.utc) + timedelta(days=5)).replace(microsecond=0)
+        await appointments.reschedule(b.appointment_id, Reschedule(request_id="r", start_time=new_start.isoformat(), duration_minutes=50))
+        await appointments.await_conference(b.appointment_id, after_request_id="r")
+        await appointments.cancel(b.appointment_id, Cancel(request_id="c", actor="bench"))
+        await appointments.handle(b.appointment_id).result()
+        history = await appointments.handle(b.appointment_id).fetch_history()
+        size = sum(event.ByteSize() for event in history.events)
+        self.out("## History of a typical lifecycle (book -> reschedule -> cancel)")
+        self.out()
+        self.out(f"{len(history.events)} events, {size / 1024:.1f} KiB of events (payloads encrypted).")
+        self.out()
+
+    async def _refresh(self, services: Services, settings: Settings, emu, workspace: str) -> None:  # type: ignore[no-untyped-def]
+        from sqlalchemy import update
+
+        async def expire() -> None:
+            async with services.db.transaction() as session:
+                await session.execute(update(ZoomConnection).where(ZoomConnection.workspace_id == workspace).values(
+                    access_token_expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
+
+        bursts = []
+        for _ in range(self.args.runs):
+            await expire()
+            before = int((await emu.counters()).get("oauth_token:refresh", 0))
+            other = Services.create(settings)  # a second "process": its own engine, pool and broker
+
+            async def burst(svc: Services) -> None:
+                await asyncio.gather(*(svc.broker.call(workspace, lambda lease, s=svc: s.zoom.get_me(lease.token))
+                                       for _ in range(100)))
+
+            await asyncio.gather(burst(services), burst(other))
+            await other.aclose()
+            bursts.append(int((await emu.counters()).get("oauth_token:refresh", 0)) - before)
+        # added latency: B's call waits while A holds the row lock for a (slow, 300 ms) refresh
+        normal = []
+        for _ in range(20):
+            t = time.perf_counter()
+            await services.broker.call(workspace, lambda lease: services.zoom.get_me(lease.token))
+            normal.append(time.perf_counter() - t)
+        await emu.set_faults([{"path": "^/oauth/token$", "kind": "latency", "latency_ms": 300}])
+        waits = []
+        for _ in range(self.args.runs):
+            await expire()
+            other = Services.create(settings)
+            holder = asyncio.create_task(services.broker.call(workspace, lambda lease: services.zoom.get_me(lease.token)))
+            await asyncio.sleep(0.05)
+            t = time.perf_counter()
+            await other.broker.call(workspace, lambda lease: other.zoom.get_me(lease.token))
+            waits.append(time.perf_counter() - t)
+            await holder
+            await other.aclose()
+        await emu.set_faults([])
+        self.out("## Token refresh")
+        self.out()
+        self.out("| figure | value |")
+        self.out("|---|---|")
+        self.out(f"| refresh calls per expired-token burst (2 brokers x 100 concurrent calls; minimum 1) | {statistics.median(bursts):.0f} (runs: {bursts}) |")
+        self.out(f"| a normal call, p50 | {pct(normal, .5) * 1000:.1f} ms |")
+        self.out(f"| a call waiting for a 300 ms refresh held by the other broker, p50 | {pct(waits, .5) * 1000:.0f} ms "
+                 f"(added: {(pct(waits, .5) - pct(normal, .5)) * 1000:.0f} ms) |")
+        self.out()
+
+    async def _quota(self, appointments: Appointments, emu, workspace: str) -> None:  # type: ignore[no-untyped-def]
+        n = self.args.quota
+        await emu.set_limits(medium_per_second=10, light_per_second=30, daily=0)
+        before = int((await emu.counters()).get("429:per_second", 0))
+        sem = asyncio.Semaphore(100)
+
+        async def one(i: int) -> None:
+            async with sem:
+                await appointments.book(self._booking(workspace, 10_000 + i), timeout_seconds=600)
+
+        t = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        elapsed = time.perf_counter() - t
+        limited = int((await emu.counters()).get("429:per_second", 0)) - before
+        await emu.set_limits(medium_per_second=0, light_per_second=0)
+        self.out(f"## {n} bookings for one Zoom account under a 10 creates/s limit")
+        self.out()
+        self.out(f"Completed in {elapsed:.0f} s against a floor of {n / 10:.0f} s "
+                 f"({elapsed / (n / 10):.2f}x the floor), with {limited} HTTP 429 answers honoured.")
+        self.out()
+
+    async def _open_workflows(self, client: Client, queue: str, workspace: str, worker_pid: int) -> None:
+        n = self.args.open
+        query = f'WorkflowType="AppointmentWorkflow" AND ExecutionStatus="Running" AND WorkspaceId="{workspace}" ' \
+                'AND ConferenceStatus="ready"'
+        already = (await client.count_workflows(query)).count
+        sem = asyncio.Semaphore(50)
+        t = time.perf_counter()
+
+        async def start(i: int) -> None:
+            async with sem:
+                b = self._booking(workspace, 20_000 + i)
+                await client.start_workflow("AppointmentWorkflow", b, id=f"appointment-{b.appointment_id}",
+                                            task_queue=queue)
+
+        await asyncio.gather(*(start(i) for i in range(n)))
+        started = time.perf_counter() - t
+        # wait until every one of them has its meeting (the worker has run all of them at least once)
+        deadline = time.monotonic() + 1800
+        ready = 0
+        while time.monotonic() < deadline:
+            ready = (await client.count_workflows(query)).count - already
+            if ready >= n:
+                break
+            await asyncio.sleep(5)
+        settled = time.perf_counter() - t
+        rss = _rss_mib(worker_pid)
+        self.out(f"## {n} open appointment workflows")
+        self.out()
+        self.out(f"Started in {started:.0f} s ({n / started:.0f}/s); {ready} had their meeting after {settled:.0f} s. "
+                 f"Worker RSS with all {n} open: {rss:.0f} MiB "
+                 "(the SDK caches at most 1,000 workflow instances per worker by default; the rest live in Temporal).")
+        self.out()
+
+    def _document(self) -> str:
+        return "\n".join(self.lines).rstrip() + "\n"
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lifecycles", type=int, default=60)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--open", type=int, default=10_000)
+    parser.add_argument("--quota", type=int, default=1_000)
+    parser.add_argument("--out", default="docs/benchmarks.md")
+    asyncio.run(Bench(parser.parse_args()).run())
+    sys.stdout.flush()
+    os._exit(0)  # the SDK runtime can crash at interpreter exit (sdk-python #300)
+
+
+if __name__ == "__main__":
+    main()
