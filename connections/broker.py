@@ -136,10 +136,13 @@ class TokenBroker:
         """Refresh unless someone else already did since `seen_generation`."""
         async with self._locks[workspace_id]:
             dead: InvalidGrant | None = None
+            failed: str | None = None
+            generation = seen_generation
             async with self._db.transaction() as session:
                 row = await load_connection(session, workspace_id, lock="update")
                 _raise_if_unusable(row)
                 assert row is not None
+                generation = row.token_generation
                 expires_at = as_utc(row.access_token_expires_at)
                 fresh = expires_at is not None and expires_at - self._clock() > self._margin
                 if row.token_generation != seen_generation and fresh:
@@ -161,17 +164,24 @@ class TokenBroker:
                 except (ZoomTransportError, OAuthServerError) as exc:
                     # The response may be lost after Zoom rotated the pair; the retry will tell (a dead old
                     # refresh token then answers invalid_grant and we ask for a reconnect).
-                    self.stats.refresh_failures += 1
-                    raise RefreshUnavailable(f"Zoom token refresh failed: {exc}") from None
+                    failed = f"Zoom token refresh failed: {exc}"
                 except OAuthError as exc:
-                    self.stats.refresh_failures += 1
-                    raise RefreshUnavailable(f"Zoom token refresh refused: {exc}") from None
+                    failed = f"Zoom token refresh refused: {exc}"
                 else:
                     write_tokens(self._vault, row, tokens.access_token.get_secret_value(),
                                  tokens.refresh_token.get_secret_value(), tokens.expires_in, self._clock())
                     self.stats.refreshes += 1
                     if self._on_refresh is not None:
                         self._on_refresh(workspace_id)
+            if failed is not None:
+                self.stats.refresh_failures += 1
+                # Audited once per token generation, however often the activity retries.
+                async with self._db.transaction() as session:
+                    await audit.append(session, audit.AuditFact(
+                        workspace_id=workspace_id, event="connection.refresh_failed", actor="system",
+                        dedupe_key=f"conn:{workspace_id}:refresh_failed:{generation}",
+                        details={"reason": failed.split(":", 1)[0]}))
+                raise RefreshUnavailable(failed)
             if dead is not None:
                 self.stats.invalid_grants += 1
                 raise NeedsReconnect("the Zoom connection needs to be re-authorized (invalid_grant)")

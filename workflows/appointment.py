@@ -291,6 +291,14 @@ class AppointmentWorkflow:
         ))
         self._wake = True
 
+    def _audit_once(self, event: str, key: str, details: dict[str, object]) -> None:
+        s = self._s
+        info = workflow.info()
+        s.outbox_audit.append(act.AuditNote(
+            workspace_id=s.appointment.workspace_id, appointment_id=s.appointment.appointment_id, event=event,
+            actor="system", workflow_id=info.workflow_id, run_id=info.run_id, details=details,
+            dedupe_key=f"{info.workflow_id}:{key}"))
+
     def _apply_queue(self) -> int:
         """Apply queued requests to the desired appointment; return the highest applied sequence number."""
         s = self._s
@@ -560,6 +568,9 @@ class AppointmentWorkflow:
             s.parked_epoch = s.connection_epoch
             s.parked_until = _utc_z(now + timedelta(minutes=s.policy.reconnect_recheck_minutes))
             s.last_error = reason
+            if cause.type == act.ERR_DETACHED and s.zoom_meeting_id is not None:
+                self._audit_once("meeting.detached", f"detached:{s.zoom_meeting_id}",
+                                 {"zoom_meeting_id": s.zoom_meeting_id, "reason": "zoom_disconnected"})
             self._set_parked_status()
             return True
         if cause.type == act.ERR_DAILY_LIMIT:

@@ -113,6 +113,22 @@ async def test_worker_killed_at_random_points_leaves_exactly_one_meeting_each(
         history = [e async for e in handle.fetch_history_events()]
         if any(e.HasField("workflow_task_failed_event_attributes") for e in history):
             violations.append(f"{handle.id}: a workflow task failed")
+    from sqlalchemy import select
+
+    from storage import audit
+    from storage.models import AuditEvent
+
+    async with stack.services.db.sessions() as session:
+        rows = list((await session.execute(select(AuditEvent.appointment_id, AuditEvent.event).where(
+            AuditEvent.workspace_id == workspace))).all())
+        chain = await audit.verify_workspace(session, workspace)
+    if not chain.ok:
+        violations.append(f"audit chain broken at row {chain.first_broken_id}: {chain.problem}")
+    for appointment_id, want in expected.items():
+        created = sum(1 for a, e in rows if a == appointment_id and e == "meeting.created")
+        deleted = sum(1 for a, e in rows if a == appointment_id and e == "meeting.deleted")
+        if created != 1 or deleted != (1 if want is None else 0):
+            violations.append(f"{appointment_id}: audit has {created} created / {deleted} deleted rows")
     reconciles = sum(1 for c in await stack.emulator.calls() if c["operation"] == "list_meetings")
     print(f"crash test: {APPOINTMENTS} appointments, {worker.kills} kills, {reconciles} create reconciliations, "
           f"{len(violations)} invariant violations")

@@ -64,6 +64,8 @@ async def test_lost_refresh_response_needs_reconnect_then_parked_work_completes(
     assert parked.conference.status == "waiting_for_zoom"
     status = await stack.connections.status(workspace)
     assert status.status == "needs_reconnect" and "invalid_grant" in (status.reason or "")
+    events = await _audit_events(stack, workspace)
+    assert events.count("connection.refresh_failed") == 1 and events.count("connection.needs_reconnect") == 1
 
     assert "zoom=connected" in await stack.connect_workspace(workspace)
     for _ in range(60):
@@ -95,6 +97,19 @@ async def test_disconnect_mid_traffic_then_zero_zoom_calls(stack: Stack) -> None
     refused = await stack.appointments.book(new)
     assert refused.conference.status == "detached" and refused.conference.join_url is None
     assert len(await stack.emulator.calls()) == calls_after_disconnect  # not a single Zoom call
+    events = await _audit_events(stack, workspace)
+    assert events.count("connection.disconnected") == 1
+    assert events.count("meeting.detached") == len(bookings)
     live = {m["id"] for m in await stack.emulator.meetings() if not m["deleted"]}
     for b in bookings:  # existing meetings stay in Zoom
         assert (await stack.appointments.state(b.appointment_id)).conference.zoom_meeting_id in live
+
+
+async def _audit_events(stack: Stack, workspace: str) -> list[str]:
+    from sqlalchemy import select
+
+    from storage.models import AuditEvent
+
+    async with stack.services.db.sessions() as session:
+        return list((await session.execute(select(AuditEvent.event).where(
+            AuditEvent.workspace_id == workspace).order_by(AuditEvent.seq))).scalars())
