@@ -240,6 +240,8 @@ class MeetingActivities:
                 row.status = "deleted"
                 row.deleted_at = now
                 row.updated_at = now
+                if args.reason == "cancelled":
+                    row.appointment_status = "cancelled"  # saves the workflow a separate status write
             event = "meeting.deleted" if outcome != "in_progress" else "meeting.delete_refused"
             await audit.append(session, audit.AuditFact(
                 workspace_id=ctx.workspace_id, appointment_id=ctx.appointment_id, event=event, actor=ctx.actor,

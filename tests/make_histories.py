@@ -57,4 +57,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    import os
+
     asyncio.run(main())
+    os._exit(0)  # the SDK runtime can crash at interpreter exit (sdk-python #300)

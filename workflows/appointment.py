@@ -88,6 +88,7 @@ class AppointmentWorkflow:
             self._fresh = True
         self._wake = False
         self._saved_status: str | None = None
+        self._row_written: str | None = None
         self._over = False
         self._published: dict[str, object] = {}
 
@@ -479,6 +480,7 @@ class AppointmentWorkflow:
         if self._in_pre_start_window():
             s.pre_start_checked_for = s.appointment.start_time  # just created: nothing to check
         s.conference_status = "ready"
+        self._row_written = "ready|scheduled"  # the create activity wrote this to the conference row
 
     async def _update(self, changes: dict[str, object]) -> None:
         s = self._s
@@ -520,6 +522,7 @@ class AppointmentWorkflow:
             s.failed_fingerprint = self._fingerprint()
             return
         s.conference_status = "deleted"
+        self._row_written = f"deleted|{s.status}"  # the delete activity wrote this to the conference row
         s.conference_reason = (
             "the meeting belongs to a previously connected Zoom account and was left there"
             if result.outcome == "owner_changed" else None
@@ -717,6 +720,9 @@ class AppointmentWorkflow:
         s = self._s
         key = f"{s.conference_status}|{s.status}"
         if self._saved_status == key:
+            return
+        if self._row_written == key:  # already in the row: no extra activity (and history) for it
+            self._saved_status = key
             return
         await workflow.execute_activity(
             act.SAVE_CONFERENCE_STATUS,

@@ -14,15 +14,3 @@ async def meeting_by_id(emu: Any, meeting_id: int | None) -> dict[str, Any]:
         if meeting["id"] == meeting_id:
             return meeting
     raise AssertionError(f"meeting {meeting_id} is not in the emulator")
-
-
-async def zoom_calls(emu: Any, *, workspace_meetings: set[int]) -> list[dict[str, Any]]:
-    """Calls that concern the given meetings (create calls are matched through their result later)."""
-    out = []
-    for call in await emu.calls():
-        path = call["path"]
-        if path.startswith("/v2/meetings/") and int(path.rsplit("/", 1)[1]) in workspace_meetings:
-            out.append(call)
-        elif path == "/v2/users/me/meetings" and call["method"] == "POST" and call["status"] == 201:
-            out.append(call)
-    return out
