@@ -306,6 +306,11 @@ class AppointmentWorkflow:
         applied_through = s.next_seq - 1
         while s.queue:
             item = s.queue.pop(0)
+            if s.status != "scheduled":
+                # Accepted before the run knew better (e.g. signal-with-start of a new run for an appointment
+                # the database says was cancelled): refuse it now, visibly.
+                self._reject(item.kind, item.request_id, f"the appointment is {s.status}; {item.kind} is no longer possible")
+                continue
             handler = {
                 "reschedule": self._apply_reschedule,
                 "cancel": self._apply_cancel,

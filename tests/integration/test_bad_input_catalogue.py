@@ -1,0 +1,163 @@
+"""The bad-input catalogue: hostile or malformed inputs across the Temporal contract, the HTTP API, the
+webhooks and the OAuth callback. Each gets a clear rejection; none changes state, leaks a secret, or fails
+a workflow task. One table, one test."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from contract.appointment import Attendee, Cancel, Consent, Reschedule, UpdateDetails
+from starter import BookingRejected
+from tests.integration.conftest import Stack, ws
+from tests.integration.test_appointment_lifecycle import booking
+from tests.integration.test_connection_api import RETURN, TOKEN, Api, api  # noqa: F401 - fixture
+from zoom_api.webhooks import sign
+
+SECRETS = ("test-internal-token", "test-client-secret", "test-webhook-secret")
+SOON = (datetime.now(timezone.utc) + timedelta(days=10)).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class Case:
+    channel: str
+    name: str
+    run: Callable[..., Awaitable[str]]  # returns the text of the rejection
+    expect: str
+
+
+def signal_case(name: str, signal: str, message: object, expect: str) -> Case:
+    async def run(ctx: dict) -> str:
+        await ctx["handle"].signal(signal, message)
+        rid = getattr(message, "request_id", "")
+        await ctx["handle"].execute_update("await_conference", {"timeout_seconds": 10}, result_type=dict)
+        state = await ctx["stack"].appointments.state(ctx["booking"].appointment_id)
+        reasons = [r.reason for r in state.rejected_requests if r.request_id == rid]
+        return reasons[-1] if reasons else "NOT REJECTED"
+
+    return Case("contract", name, run, expect)
+
+
+def http_case(name: str, method: str, path: str, expect: str, *, json_body: object = None, content: bytes | None = None,
+              headers: dict[str, str] | None = None) -> Case:
+    async def run(ctx: dict) -> str:
+        api: Api = ctx["api"]
+        h = {"Authorization": f"Bearer {TOKEN}", **(headers or {})}
+        response = await api.http.request(method, f"{api.base}{path}", json=json_body, content=content, headers=h)
+        return f"{response.status_code} {response.text}"
+
+    return Case("http", name, run, expect)
+
+
+def webhook_case(name: str, payload: dict, expect: str, *, secret: str = "test-webhook-secret", age: int = 0,
+                 drop_headers: bool = False, repeat: bool = False) -> Case:
+    async def run(ctx: dict) -> str:
+        api: Api = ctx["api"]
+        raw = json.dumps(payload).encode()
+        stamp = str(int(time.time()) - age)
+        headers = {} if drop_headers else {"x-zm-request-timestamp": stamp, "x-zm-signature": sign(secret, stamp, raw)}
+        response = await api.http.post(f"{api.base}/v1/webhooks/zoom", content=raw, headers=headers)
+        if repeat:
+            response = await api.http.post(f"{api.base}/v1/webhooks/zoom", content=raw, headers=headers)
+        return f"{response.status_code} {response.text}"
+
+    return Case("webhook", name, run, expect)
+
+
+def callback_case(name: str, params: dict[str, str], expect: str) -> Case:
+    async def run(ctx: dict) -> str:
+        api: Api = ctx["api"]
+        response = await api.http.get(f"{api.base}/v1/zoom/oauth/callback", params=params)
+        return f"{response.status_code} {response.text}"
+
+    return Case("oauth", name, run, expect)
+
+
+DEAUTH = {"event": "app_deauthorized", "event_ts": 7, "payload": {"user_id": "nobody-known", "account_id": "a"}}
+
+CATALOGUE: list[Case] = [
+    signal_case("start in the past", "reschedule", Reschedule(request_id="b1", start_time="2001-01-01T10:00:00+00:00", duration_minutes=30), "past"),
+    signal_case("start ten years ahead", "reschedule", Reschedule(request_id="b2", start_time="2036-01-01T10:00:00+00:00", duration_minutes=30), "three years"),
+    signal_case("zero duration", "reschedule", Reschedule(request_id="b3", start_time=SOON, duration_minutes=0), "positive"),
+    signal_case("negative duration", "reschedule", Reschedule(request_id="b4", start_time=SOON, duration_minutes=-30), "positive"),
+    signal_case("huge duration", "reschedule", Reschedule(request_id="b5", start_time=SOON, duration_minutes=100_000), "24 hours"),
+    signal_case("unknown time zone", "reschedule", Reschedule(request_id="b6", start_time=SOON, duration_minutes=30, timezone="Mars/Olympus"), "time zone"),
+    signal_case("time zone path traversal", "reschedule", Reschedule(request_id="b7", start_time=SOON, duration_minutes=30, timezone="../../etc/passwd"), "time zone"),
+    signal_case("time without offset", "reschedule", Reschedule(request_id="b8", start_time=SOON[:19], duration_minutes=30), "RFC 3339"),
+    signal_case("time as prose", "reschedule", Reschedule(request_id="b9", start_time="tomorrow at ten", duration_minutes=30), "RFC 3339"),
+    signal_case("empty title", "update_details", UpdateDetails(request_id="b10", title="   "), "empty"),
+    signal_case("oversized title", "update_details", UpdateDetails(request_id="b11", title="T" * 201), "limit"),
+    signal_case("control characters in title", "update_details", UpdateDetails(request_id="b12", title="a\x00b\x1bc"), "control"),
+    signal_case("oversized description", "update_details", UpdateDetails(request_id="b13", description="d" * 20_000), "limit"),
+    signal_case("unknown provider", "update_details", UpdateDetails(request_id="b14", conference_provider="skype"), "provider"),
+    signal_case("malformed attendee email", "update_details", UpdateDetails(request_id="b15", attendees=[Attendee(name="x", email="x@@y")]), "email"),
+    signal_case("header injection in email", "update_details", UpdateDetails(request_id="b16", attendees=[Attendee(name="x", email="a@b.com\nBcc: c@d.com")]), "email"),
+    signal_case("too many attendees", "update_details", UpdateDetails(request_id="b17", attendees=[Attendee(name="x", email=f"a{i}@example.com") for i in range(201)]), "attendees"),
+    signal_case("nothing to update", "update_details", UpdateDetails(request_id="b18"), "nothing"),
+    signal_case("oversized request id", "cancel", Cancel(request_id="r" * 200, actor="u"), "malformed"),
+    signal_case("cancel without actor", "cancel", Cancel(request_id="b20"), "actor"),
+    signal_case("consent without subject", "consent", Consent(request_id="b21", granted=True, actor="u", channel="web", consent_text_version="v1", occurred_at=SOON), "consent needs"),
+    signal_case("consent with a bad timestamp", "consent", Consent(request_id="b22", granted=True, actor="u", subject="s", channel="web", consent_text_version="v1", occurred_at="yesterday"), "occurred_at"),
+    signal_case("replayed request id", "reschedule", Reschedule(request_id="good-1", start_time=SOON, duration_minutes=99), "duplicate"),
+    http_case("wrong bearer token", "GET", "/v1/workspaces/w/zoom", "401", headers={"Authorization": "Bearer nope"}),
+    http_case("member connects", "POST", "/v1/workspaces/w/zoom/connect", "403",
+              json_body={"actor_id": "m", "actor_role": "member", "return_url": RETURN}),
+    http_case("unknown role", "POST", "/v1/workspaces/w/zoom/connect", "422",
+              json_body={"actor_id": "m", "actor_role": "root", "return_url": RETURN}),
+    http_case("javascript return URL", "POST", "/v1/workspaces/w/zoom/connect", "422",
+              json_body={"actor_id": "m", "actor_role": "owner", "return_url": "javascript:alert(1)"}),
+    http_case("oversized JSON body", "POST", "/v1/workspaces/w/zoom/connect", "413",
+              content=b'{"actor_id":"' + b"a" * 100_000 + b'"}', headers={"content-type": "application/json"}),
+    http_case("malformed JSON body", "POST", "/v1/workspaces/w/zoom/disconnect", "422",
+              content=b"{not json", headers={"content-type": "application/json"}),
+    http_case("member disconnects", "POST", "/v1/workspaces/w/zoom/disconnect", "403",
+              json_body={"actor_id": "m", "actor_role": "member"}),
+    webhook_case("forged signature", DEAUTH, "401", secret="guessed"),
+    webhook_case("stale timestamp", DEAUTH, "401", age=3600),
+    webhook_case("missing signature headers", DEAUTH, "401", drop_headers=True),
+    webhook_case("replayed delivery", DEAUTH, "duplicate", repeat=True),
+    webhook_case("validation without plainToken", {"event": "endpoint.url_validation", "payload": {}}, "400"),
+    callback_case("callback without state", {"code": "c"}, "missing_state"),
+    callback_case("callback with forged state", {"code": "c", "state": "forged-state"}, "unknown_state"),
+]
+
+
+async def test_bad_input_catalogue(stack: Stack, api: Api) -> None:  # noqa: F811
+    workspace = ws()
+    await stack.connect_workspace(workspace)
+    b = booking(workspace)
+    await stack.appointments.book(b)
+    handle = stack.appointments.handle(b.appointment_id)
+    await handle.signal("reschedule", Reschedule(request_id="good-1", start_time=SOON, duration_minutes=40))
+    await handle.execute_update("await_conference", {"after_request_id": "good-1"}, result_type=dict)
+    before = await stack.appointments.state(b.appointment_id)
+    ctx = {"stack": stack, "api": api, "handle": handle, "booking": b}
+    failures = []
+    for case in CATALOGUE:
+        answer = await case.run(ctx)
+        if case.expect not in answer:
+            failures.append(f"[{case.channel}] {case.name}: expected {case.expect!r}, got {answer[:200]!r}")
+        if any(secret in answer for secret in SECRETS):
+            failures.append(f"[{case.channel}] {case.name}: the answer leaks a secret")
+    with pytest.raises(BookingRejected, match="time zone"):
+        await stack.appointments.book(booking(workspace, timezone="Atlantis/Capital"))
+    after = await stack.appointments.state(b.appointment_id)
+    assert after.appointment == before.appointment and after.conference == before.conference
+    history = [e async for e in handle.fetch_history_events()]
+    assert not any(e.HasField("workflow_task_failed_event_attributes") for e in history)
+    assert len(CATALOGUE) + 1 >= 30
+    assert failures == []
+    # after a cancel, further messages are refused, even through signal-with-start once the run has closed
+    await handle.signal("cancel", Cancel(request_id="final", actor="u"))
+    await handle.result()
+    await stack.appointments.reschedule(b.appointment_id, Reschedule(request_id="late", start_time=SOON, duration_minutes=30),
+                                        booking=b)
+    late = await stack.appointments.await_conference(b.appointment_id, after_request_id="late", timeout_seconds=20)
+    assert late.request_outcome == "rejected" and "cancelled" in (late.reason or "")
+    meetings_live = [m for m in await stack.emulator.meetings() if m["topic"] == b.title and not m["deleted"]]
+    assert meetings_live == []  # the new run did not resurrect the cancelled appointment's meeting
