@@ -19,6 +19,7 @@ CHECK_MEETING = "check_meeting"
 SAVE_CONFERENCE_STATUS = "save_conference_status"
 WRITE_AUDIT_EVENTS = "write_audit_events"
 RECORD_CONSENT = "record_consent"
+SEND_CONFIRMATIONS = "send_confirmations"
 
 # ApplicationError types the Zoom activities raise: the workflow parks or fails on them by name.
 ERR_NOT_CONNECTED = "ZoomNotConnected"
@@ -41,6 +42,7 @@ class Policy(_Model):
     pre_start_check_minutes: float = 60.0
     grace_hours: float = 24.0
     reconnect_recheck_minutes: float = 60.0
+    emails_enabled: bool = False
 
 
 class MeetingSpec(_Model):
@@ -157,3 +159,30 @@ class ConsentLogEntry(_Model):
     consent_text_version: str
     occurred_at: str
     note_taking_enabled: bool
+
+
+class EmailAttendee(_Model):
+    name: str = ""
+    email: str
+    timezone: str | None = None
+
+
+class SendConfirmationsArgs(_Model):
+    """One round of attendee emails. (appointment, revision, attendee, kind) is sent exactly once."""
+
+    ctx: OpContext
+    kind: Literal["confirmation", "update", "cancellation"]
+    revision: int
+    title: str
+    description: str | None = None
+    start_time: str
+    duration_minutes: int
+    timezone: str
+    join_url: str | None = None
+    attendees: list[EmailAttendee]
+
+
+class SendConfirmationsResult(_Model):
+    sent: int
+    already_sent: int
+    failed: list[str]  # "attendee N: reason" for permanent (5xx) refusals

@@ -31,6 +31,7 @@ class _Message(BaseModel):
 class Attendee(_Message):
     name: str = ""
     email: str = ""
+    timezone: str | None = Field(default=None, description="IANA zone the attendee sees times in; default: the appointment's")
 
 
 class AppointmentInput(_Message):

@@ -79,6 +79,8 @@ def check_attendees(attendees: list[Attendee] | None) -> str | None:
             return f"attendee {index + 1} has a malformed email address"
         if len(attendee.name) > 200 or any(unicodedata.category(ch) == "Cc" for ch in attendee.name):
             return f"attendee {index + 1} has an invalid name"
+        if attendee.timezone is not None and check_timezone(attendee.timezone) is not None:
+            return f"attendee {index + 1} has an unknown time zone"
     return None
 
 

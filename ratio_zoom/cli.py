@@ -131,7 +131,7 @@ def _emulate(args: argparse.Namespace) -> int:
 
         bot_serve(args.host, args.port, bot_config())
     else:
-        from emulators.smtp_sink.server import serve as smtp_serve
+        from emulators.smtp_sink.server import serve as smtp_serve  # SMTP on --port, HTTP on --port + 1
 
         smtp_serve(args.host, args.port, args.port + 1)
     return 0

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     appointment_grace_hours: float = Field(default=24.0, alias="APPOINTMENT_GRACE_HOURS", gt=0)
     pre_start_check_minutes: float = Field(default=60.0, alias="PRE_START_CHECK_MINUTES", ge=0)
 
+    # Attendee confirmations. Off when EMAILS_ENABLED=false (the core app sends its own) or SMTP_URL is unset.
+    smtp_url: SecretStr = Field(default=SecretStr(""), alias="SMTP_URL")
+    email_from: str = Field(default="Ratio <no-reply@ratio.example>", alias="EMAIL_FROM")
+    emails_enabled: bool = Field(default=True, alias="EMAILS_ENABLED")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "text"] = Field(default="json", alias="LOG_FORMAT")
     metrics_bind: str = Field(default="", alias="METRICS_BIND")

@@ -8,7 +8,9 @@ import signal
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.emails import EmailActivities
 from activities.meetings import MeetingActivities
+from confirmations.smtp import SmtpConfig, SmtpSender
 from activities.records import RecordActivities
 from activities.schemas import Policy
 from ratio_zoom.metrics import Metrics, runtime_with_metrics
@@ -18,9 +20,13 @@ from ratio_zoom.temporal import connect_client
 from workflows.appointment import AppointmentWorkflow
 
 
+def emails_on(settings: Settings) -> bool:
+    return settings.emails_enabled and bool(settings.smtp_url.get_secret_value())
+
+
 def policy_from(settings: Settings) -> Policy:
     return Policy(pre_start_check_minutes=settings.pre_start_check_minutes,
-                  grace_hours=settings.appointment_grace_hours)
+                  grace_hours=settings.appointment_grace_hours, emails_enabled=emails_on(settings))
 
 
 def build_worker(client: Client, services: Services, *, task_queue: str | None = None,
@@ -28,15 +34,18 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
     settings = services.settings
     meetings = MeetingActivities(services.db, services.broker, services.zoom)
     records = RecordActivities(services.db, policy_from(settings))
+    activities = [
+        meetings.create_meeting, meetings.update_meeting, meetings.delete_meeting, meetings.check_meeting,
+        records.load_conference, records.save_conference_status, records.write_audit_events, records.record_consent,
+    ]
+    if emails_on(settings):
+        sender = SmtpSender(SmtpConfig.from_url(settings.smtp_url.get_secret_value()))
+        activities.append(EmailActivities(services.db, services.vault, sender, settings.email_from).send_confirmations)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=[AppointmentWorkflow],
-        activities=[
-            meetings.create_meeting, meetings.update_meeting, meetings.delete_meeting, meetings.check_meeting,
-            records.load_conference, records.save_conference_status, records.write_audit_events,
-            records.record_consent,
-        ],
+        activities=activities,
         max_concurrent_activities=max_concurrent_activities,
     )
 

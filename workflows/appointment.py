@@ -103,6 +103,7 @@ class AppointmentWorkflow:
             applied_through = self._apply_queue()
             await self._reconcile()
             s.done_seq = max(s.done_seq, applied_through)
+            await self._notify_attendees()
             await self._flush_outboxes()
             self._publish()
             if self._finished():
@@ -642,6 +643,56 @@ class AppointmentWorkflow:
                 s.conference_reason = f"the conference provider is {s.appointment.conference_provider}; Zoom is not used"
         elif not s.booking_valid:
             s.conference_status = "failed"
+
+    # -- attendee confirmations ---------------------------------------------------------------------------------
+
+    async def _notify_attendees(self) -> None:
+        """Tell attendees what changed: a confirmation when the meeting is ready, an update (same UID, higher
+        SEQUENCE) when its time, title or join URL changed, a cancellation when the appointment is cancelled."""
+        s = self._s
+        if not s.policy.emails_enabled or not s.appointment.attendees:
+            return
+        a = s.appointment
+        if s.status == "cancelled":
+            if s.email_revision == 0 or s.email_cancel_sent:
+                return
+            s.email_revision += 1
+            await self._send_emails("cancellation", join_url=None)
+            s.email_cancel_sent = True
+            return
+        if s.status != "scheduled" or s.conference_status != "ready" or not s.join_url:
+            return
+        facts = hashlib.sha256(f"{a.title}|{a.description}|{a.start_time}|{a.duration_minutes}|{a.timezone}|{s.join_url}".encode()).hexdigest()[:16]
+        everything = hashlib.sha256(f"{facts}|{[x.model_dump_json() for x in a.attendees]}".encode()).hexdigest()[:16]
+        if everything == s.email_fingerprint:
+            return
+        if s.email_revision == 0:
+            s.email_revision, kind = 1, "confirmation"
+        elif facts != s.email_facts_fingerprint:
+            s.email_revision, kind = s.email_revision + 1, "update"
+        else:
+            kind = s.email_kind or "confirmation"  # only attendees changed: newcomers get the current revision
+        await self._send_emails(kind, join_url=s.join_url)
+        s.email_kind = kind
+        s.email_fingerprint = everything
+        s.email_facts_fingerprint = facts
+
+    async def _send_emails(self, kind: str, *, join_url: str | None) -> None:
+        s = self._s
+        a = s.appointment
+        start = validation.parse_rfc3339(a.start_time)
+        assert start is not None
+        await workflow.execute_activity(
+            act.SEND_CONFIRMATIONS,
+            act.SendConfirmationsArgs(
+                ctx=self._ctx(), kind=kind, revision=s.email_revision, title=a.title, description=a.description,  # type: ignore[arg-type]
+                start_time=_utc_z(start), duration_minutes=a.duration_minutes, timezone=a.timezone, join_url=join_url,
+                attendees=[act.EmailAttendee(name=x.name, email=x.email, timezone=x.timezone) for x in a.attendees]),
+            result_type=act.SendConfirmationsResult,
+            start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10)),
+            summary=f"email attendees: {kind} (revision {s.email_revision})",
+        )
 
     # -- waiting, finishing, outboxes ------------------------------------------------------------------------------
 

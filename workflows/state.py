@@ -67,6 +67,13 @@ class WorkflowState(BaseModel):
     recreate_reason: str | None = None
     pre_start_checked_for: str | None = None
 
+    # What attendees have been told (activities/emails.py sends each revision once per attendee).
+    email_revision: int = 0
+    email_kind: str | None = None
+    email_fingerprint: str | None = None
+    email_facts_fingerprint: str | None = None
+    email_cancel_sent: bool = False
+
     consent: ConsentView = ConsentView()
     recording_bot: RecordingBotView = RecordingBotView()
 

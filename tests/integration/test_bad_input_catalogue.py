@@ -155,9 +155,11 @@ async def test_bad_input_catalogue(stack: Stack, api: Api) -> None:  # noqa: F81
     # after a cancel, further messages are refused, even through signal-with-start once the run has closed
     await handle.signal("cancel", Cancel(request_id="final", actor="u"))
     await handle.result()
+    calls_before_late = len(await stack.emulator.calls())
     await stack.appointments.reschedule(b.appointment_id, Reschedule(request_id="late", start_time=SOON, duration_minutes=30),
                                         booking=b)
     late = await stack.appointments.await_conference(b.appointment_id, after_request_id="late", timeout_seconds=20)
     assert late.request_outcome == "rejected" and "cancelled" in (late.reason or "")
-    meetings_live = [m for m in await stack.emulator.meetings() if m["topic"] == b.title and not m["deleted"]]
-    assert meetings_live == []  # the new run did not resurrect the cancelled appointment's meeting
+    # the new run did not resurrect the cancelled appointment's meeting: not a single Zoom call
+    assert len(await stack.emulator.calls()) == calls_before_late
+    assert (await stack.appointments.state(b.appointment_id)).conference.zoom_meeting_id is None
