@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--temporal-port", type=int, default=7233)
     dev.add_argument("--api-port", type=int, default=8080)
     dev.add_argument("--emulator-port", type=int, default=9090)
+    dev.add_argument("--smtp-port", type=int, default=2525, help="SMTP sink; its HTTP listing is on the next port")
     dev.add_argument("--data-dir", default=".data")
     keys = sub.add_parser("keys", help="encryption key commands")
     keys.add_argument("action", choices=["rotate", "generate"])
@@ -103,7 +104,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from pathlib import Path
 
         return run_dev(settings, emulate=args.emulate, ui_port=args.ui_port, temporal_port=args.temporal_port,
-                       api_port=args.api_port, emulator_port=args.emulator_port, data_dir=Path(args.data_dir))
+                       api_port=args.api_port, emulator_port=args.emulator_port, smtp_port=args.smtp_port,
+                       data_dir=Path(args.data_dir))
     if args.command == "keys":
         from storage.rotate import rotate_keys
 

