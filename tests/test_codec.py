@@ -10,7 +10,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from emulators.zoom_server.testing import free_port
-from http_api.testing import serving
+from ratio_zoom.threaded_server import serving
 from ratio_zoom.keyring import KeyRing
 from temporal_codec.codec import EncryptionCodec, PayloadDecryptionError
 from temporal_codec.server import codec_routes

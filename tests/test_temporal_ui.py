@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from contract.appointment import AppointmentInput
 from emulators.zoom_server.testing import free_port
-from http_api.testing import serving
+from ratio_zoom.threaded_server import serving
 from ratio_zoom.converter import data_converter
 from temporal_codec.codec import EncryptionCodec
 from temporal_codec.server import codec_routes

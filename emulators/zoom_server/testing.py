@@ -7,16 +7,14 @@ under test talks to it exactly as it would talk to Zoom.
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 
 from emulators.zoom_server.app import EmulatorConfig, create_app
+from ratio_zoom.threaded_server import serving
 
 
 def free_port() -> int:
@@ -92,20 +90,9 @@ class ZoomEmulatorHandle:
 
 @asynccontextmanager
 async def running_zoom_emulator(config: EmulatorConfig | None = None) -> AsyncIterator[ZoomEmulatorHandle]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(config or EmulatorConfig()), host="127.0.0.1", port=port,
-                                           log_level="error", lifespan="off"))
-    thread = threading.Thread(target=server.run, name="zoom-emulator", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the Zoom emulator did not start")
-        time.sleep(0.02)
-    handle = ZoomEmulatorHandle(f"http://127.0.0.1:{port}")
-    try:
-        yield handle
-    finally:
-        await handle.aclose()
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(config or EmulatorConfig()), free_port(), name="zoom-emulator") as base_url:
+        handle = ZoomEmulatorHandle(base_url)
+        try:
+            yield handle
+        finally:
+            await handle.aclose()

@@ -18,7 +18,7 @@ from connections.notify import temporal_notifier
 from connections.service import ConnectionService
 from emulators.zoom_server.testing import ZoomEmulatorHandle, free_port
 from http_api.server import create_app
-from http_api.testing import serving
+from ratio_zoom.threaded_server import serving
 from ratio_zoom.services import Services
 from storage.models import OAuthState
 from tests.conftest import make_settings

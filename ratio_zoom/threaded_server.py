@@ -1,4 +1,5 @@
-"""Serve the HTTP API on a free port in a background thread (tests, benchmarks): real HTTP end to end."""
+"""Serve an ASGI app (our API, an emulator) on a port in a background thread: real HTTP for tests,
+benchmarks and the emulators' harnesses, with a clean stop."""
 
 from __future__ import annotations
 
@@ -8,18 +9,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 
 @contextmanager
-def serving(app: FastAPI, port: int) -> Iterator[str]:
+def serving(app: ASGIApp, port: int, *, name: str = "asgi-server") -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off"))
-    thread = threading.Thread(target=server.run, name="ratio-zoom-api", daemon=True)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the API did not start")
+            raise RuntimeError(f"{name} did not start")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"
