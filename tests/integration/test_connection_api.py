@@ -223,3 +223,13 @@ async def test_database_dump_holds_no_token_or_zoom_email_in_clear(api: Api, fre
     for clear in (secrets.access_token, secrets.refresh_token, secrets.zoom_email, secrets.zoom_user_id):
         assert clear and clear not in dump
     assert "v1:t1:" in dump  # secrets are stored as vault ciphertexts
+
+
+async def test_the_emulators_signed_deauthorization_purges_the_connection(api: Api) -> None:
+    workspace = ws()
+    await api.browser((await api.connect(workspace)).json()["authorize_url"])
+    delivered = await api.emulator.send_webhook(event="app_deauthorized", user_id="z8yCxjabR7qYD9Yc7ScTLA",
+                                                url=f"{api.base}/v1/webhooks/zoom")
+    assert delivered["status"] == 200 and "deauthorized" in delivered["body"]
+    status = await api.status(workspace)
+    assert status["status"] == "disconnected" and status["reason"] == "deauthorized in the Zoom Marketplace"
