@@ -19,7 +19,6 @@ from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
 from sqlalchemy import select
 
 from connections.repository import (
-    TABLE,
     USER_HASH_PURPOSE,
     as_utc,
     load_connection,
@@ -299,4 +298,4 @@ def _require_admin(role: str, action: str) -> None:
         raise ConnectionRefused(403, f"only a workspace owner or admin may {action} Zoom (role: {role or 'none'})")
 
 
-__all__ = ["ConnectionService", "ConnectionRefused", "ConnectionStatus", "TABLE"]
+__all__ = ["ConnectionService", "ConnectionRefused", "ConnectionStatus"]

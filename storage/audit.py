@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import AuditEvent
 
 GENESIS = "0" * 64
-_FORBIDDEN_KEYS = ("token", "secret", "password", "passcode", "pwd", "start_url", "join_url", "email", "code_verifier")
+# Detail keys that must never reach the audit trail (secrets, URLs with passcodes, personal data).
+_FORBIDDEN_KEYS = ("token", "secret", "password", "passcode", "pwd", "start_url", "join_url", "email",  # never
+                   "code_verifier")
 
 
 class AuditDetailsError(ValueError):

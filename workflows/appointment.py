@@ -215,20 +215,16 @@ class AppointmentWorkflow:
     async def await_conference(self, req: AwaitConference) -> ConferenceResult:
         s = self._s
         rid = req.after_request_id
+        # Without a request ID: everything received up to now (frozen at the time of the call).
+        target = s.next_seq - 1
 
         def settled() -> bool:
             if rid is None:
-                return s.done_seq >= s.next_seq - 1
+                return s.done_seq >= target
             record = s.requests.get(rid)
             return record is not None and (record.outcome == "rejected" or record.seq <= s.done_seq)
 
         timeout = min(max(float(req.timeout_seconds), 0.0), UPDATE_MAX_WAIT_SECONDS)
-        if rid is None:
-            target = s.next_seq - 1
-
-            def settled() -> bool:  # noqa: F811 - the target is frozen at the time of the call
-                return s.done_seq >= target
-
         try:
             await workflow.wait_condition(settled, timeout=timeout)
         except TimeoutError:
@@ -621,7 +617,6 @@ class AppointmentWorkflow:
         s.parked_until = None
 
     def _zoom_work_needed(self) -> bool:
-        s = self._s
         return self._wants_meeting() or self._must_delete()
 
     def _set_parked_status(self) -> None:

@@ -13,10 +13,13 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from connections.notify import temporal_notifier
 from connections.service import ConnectionService
-from emulators.zoom_server.testing import running_zoom_emulator
+from emulators.zoom_server.testing import ZoomEmulatorHandle, free_port, running_zoom_emulator
+from http_api.server import create_app
 from ratio_zoom.services import Services
 from ratio_zoom.settings import Settings
+from ratio_zoom.threaded_server import serving
 from ratio_zoom.worker_app import build_worker
 from starter import Appointments
 from tests.conftest import make_settings
@@ -55,8 +58,6 @@ class Stack:
 
 @pytest.fixture
 async def stack(temporal_env: WorkflowEnvironment, pg_database_url: str, zoom_emulator) -> AsyncIterator[Stack]:  # type: ignore[no-untyped-def]
-    from connections.notify import temporal_notifier
-
     task_queue = f"zoom-meetings-{uuid.uuid4().hex[:8]}"
     settings = make_settings(pg_database_url, ZOOM_API_BASE_URL=zoom_emulator.api_base_url,
                              ZOOM_OAUTH_BASE_URL=zoom_emulator.oauth_base_url, TEMPORAL_TASK_QUEUE=task_queue)
@@ -77,3 +78,58 @@ def ws() -> str:
 
 
 LONG = timedelta(seconds=60)
+
+
+# -- the HTTP API served for real (tests of the connection lifecycle and the bad-input catalogue) ----
+
+TOKEN = "test-internal-token"
+RETURN = "https://ratio.example/settings/zoom"
+
+
+@dataclass
+class Api:
+    base: str
+    services: Services
+    emulator: ZoomEmulatorHandle
+    http: httpx.AsyncClient
+
+    async def connect(self, workspace: str, role: str = "owner") -> httpx.Response:
+        return await self.http.post(f"{self.base}/v1/workspaces/{workspace}/zoom/connect",
+                                    json={"actor_id": "u1", "actor_role": role, "return_url": RETURN},
+                                    headers={"Authorization": f"Bearer {TOKEN}"})
+
+    async def browser(self, url: str) -> tuple[httpx.Response, list[str]]:
+        """Follow redirects like a browser until we land back on Ratio (or on an error page)."""
+        seen = []
+        response = await self.http.get(url)
+        while response.status_code in (302, 303, 307) and not response.headers["location"].startswith(RETURN):
+            seen.append(response.headers["location"])
+            response = await self.http.get(response.headers["location"])
+        return response, seen
+
+    async def status(self, workspace: str) -> dict:
+        response = await self.http.get(f"{self.base}/v1/workspaces/{workspace}/zoom",
+                                       headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 200
+        return response.json()
+
+
+@pytest.fixture
+async def api(temporal_env, fresh_pg_url: str, zoom_emulator: ZoomEmulatorHandle) -> AsyncIterator[Api]:  # type: ignore[no-untyped-def]
+    port = free_port()
+    settings = make_settings(fresh_pg_url, ZOOM_API_BASE_URL=zoom_emulator.api_base_url,
+                             ZOOM_OAUTH_BASE_URL=zoom_emulator.oauth_base_url,
+                             ZOOM_REDIRECT_URI=f"http://127.0.0.1:{port}/v1/zoom/oauth/callback")
+    # The server runs on its own event loop (a thread): it gets its own unpooled services; the test
+    # inspects the database through a second set bound to the test's loop.
+    server_services = Services.create(settings, pooled=False)
+    services = Services.create(settings)
+    connections = ConnectionService(server_services.db, server_services.vault, server_services.oauth,
+                                    server_services.zoom, notify=temporal_notifier(temporal_env.client))
+    await zoom_emulator.set_next_consent(user_id="z8yCxjabR7qYD9Yc7ScTLA",
+                                         scopes="meeting:write:meeting meeting:update:meeting meeting:delete:meeting "
+                                                "meeting:read:meeting user:read:user")
+    with serving(create_app(server_services, connections), port) as base:
+        async with httpx.AsyncClient(follow_redirects=False, timeout=20) as http:
+            yield Api(base=base, services=services, emulator=zoom_emulator, http=http)
+    await services.aclose()

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from temporalio.testing import WorkflowEnvironment
 
-from contract.appointment import AppointmentInput, Cancel, Reschedule
+from contract.appointment import Cancel, Reschedule
 from tests.integration.conftest import Stack, ws
 from tests.integration.test_appointment_lifecycle import booking
 from tests.integration.worker_process import worker_env

@@ -14,9 +14,8 @@ import pytest
 
 from contract.appointment import Attendee, Cancel, Consent, Reschedule, UpdateDetails
 from starter import BookingRejected
-from tests.integration.conftest import Stack, ws
+from tests.integration.conftest import RETURN, TOKEN, Api, Stack, ws
 from tests.integration.test_appointment_lifecycle import booking
-from tests.integration.test_connection_api import RETURN, TOKEN, Api, api  # noqa: F401 - fixture
 from zoom_api.webhooks import sign
 
 SECRETS = ("test-internal-token", "test-client-secret", "test-webhook-secret")
@@ -127,7 +126,7 @@ CATALOGUE: list[Case] = [
 ]
 
 
-async def test_bad_input_catalogue(stack: Stack, api: Api) -> None:  # noqa: F811
+async def test_bad_input_catalogue(stack: Stack, api: Api) -> None:
     workspace = ws()
     await stack.connect_workspace(workspace)
     b = booking(workspace)
