@@ -129,7 +129,8 @@ def _emulate(args: argparse.Namespace) -> int:
 
         serve(args.host, args.port, config_from_env())
     elif args.service == "recording-bot":
-        from emulators.recording_bot.app import config_from_env as bot_config, serve as bot_serve
+        from emulators.recording_bot.app import config_from_env as bot_config
+        from emulators.recording_bot.app import serve as bot_serve
 
         bot_serve(args.host, args.port, bot_config())
     else:

@@ -1,0 +1,1 @@
+"""A Recall.ai-compatible recording-bot emulator (`ratio-zoom emulate recording-bot`)."""
