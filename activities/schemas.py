@@ -20,6 +20,10 @@ SAVE_CONFERENCE_STATUS = "save_conference_status"
 WRITE_AUDIT_EVENTS = "write_audit_events"
 RECORD_CONSENT = "record_consent"
 SEND_CONFIRMATIONS = "send_confirmations"
+SCHEDULE_BOT = "schedule_bot"
+MOVE_BOT = "move_bot"
+CANCEL_BOT = "cancel_bot"
+ERR_BOT_AUTH = "BotProviderAuth"
 
 # ApplicationError types the Zoom activities raise: the workflow parks or fails on them by name.
 ERR_NOT_CONNECTED = "ZoomNotConnected"
@@ -43,6 +47,7 @@ class Policy(_Model):
     grace_hours: float = 24.0
     reconnect_recheck_minutes: float = 60.0
     emails_enabled: bool = False
+    bots_enabled: bool = False
 
 
 class MeetingSpec(_Model):
@@ -186,3 +191,35 @@ class SendConfirmationsResult(_Model):
     sent: int
     already_sent: int
     failed: list[str]  # "attendee N: reason" for permanent (5xx) refusals
+
+
+class ScheduleBotArgs(_Model):
+    ctx: OpContext
+    generation: int
+    dispatch_key: str  # {appointment_id}:recbot:{generation}
+    meeting_url: str
+    join_at: str  # UTC Z
+    duration_minutes: int
+
+
+class BotResult(_Model):
+    outcome: Literal["scheduled", "adopted", "refused", "moved", "too_late", "removed"]
+    bot_id: str | None = None
+    status: str = "unknown"
+    sub_code: str | None = None
+    note: str | None = None
+
+
+class MoveBotArgs(_Model):
+    ctx: OpContext
+    bot_id: str
+    dispatch_key: str
+    generation: int
+    join_at: str
+    meeting_url: str
+
+
+class CancelBotArgs(_Model):
+    ctx: OpContext
+    bot_id: str
+    reason: str

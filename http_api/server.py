@@ -70,7 +70,9 @@ class BodyLimit(BaseHTTPMiddleware):
         return await call_next(request)
 
 
-def create_app(services: Services, connections: ConnectionService, *, temporal_ready=None) -> FastAPI:  # type: ignore[no-untyped-def]
+def create_app(services: Services, connections: ConnectionService, *, temporal_ready=None,  # type: ignore[no-untyped-def]
+               bot_signaller=None) -> FastAPI:
+    """`bot_signaller(appointment_id, event)` relays a verified bot status to the appointment's workflow."""
     settings = services.settings
     app = FastAPI(title="ratio-zoom", version="0.1.0",
                   description="Zoom connection lifecycle and webhooks for Ratio workspaces.")
@@ -154,6 +156,24 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
             return JSONResponse({"status": "deauthorized", "workspaces": len(workspaces)})
         return JSONResponse({"status": "ignored", "event": str(name)[:64]})
 
+    @app.post("/v1/webhooks/recording-bot")
+    async def recording_bot_webhook(request: Request) -> JSONResponse:
+        from recording_bot.webhooks import BotWebhookError, verify
+
+        body = await request.body()
+        try:
+            event = verify(settings.recording_bot_webhook_secret.get_secret_value(), dict(request.headers), body)
+        except BotWebhookError as exc:
+            log.warning("recording-bot webhook refused: %s", exc)
+            return JSONResponse({"detail": "invalid signature"}, status_code=401)
+        if not await _first_delivery(services, f"recall:{event.delivery_id}"):
+            return JSONResponse({"status": "duplicate delivery ignored"})
+        appointment_id = event.metadata.get("appointment_id")
+        if not appointment_id or bot_signaller is None:
+            return JSONResponse({"status": "ignored", "reason": "no appointment in the bot's metadata"})
+        await bot_signaller(appointment_id, event)
+        return JSONResponse({"status": "relayed", "bot_status": event.status})
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -203,7 +223,12 @@ async def run_api(settings) -> None:  # type: ignore[no-untyped-def]
 
     connections = ConnectionService(services.db, services.vault, services.oauth, services.zoom,
                                     notify=temporal_notifier(client))
-    app = create_app(services, connections, temporal_ready=temporal_ready)
+    async def bot_signaller(appointment_id: str, event) -> None:  # type: ignore[no-untyped-def]
+        from contract.appointment import workflow_id_for
+
+        await client.get_workflow_handle(workflow_id_for(appointment_id)).signal("bot_status", event)
+
+    app = create_app(services, connections, temporal_ready=temporal_ready, bot_signaller=bot_signaller)
     host, port = settings.api_host_port
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=True))
     print(f"ratio-zoom API on http://{host}:{port} (OpenAPI at /openapi.json)", flush=True)

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     email_from: str = Field(default="Ratio <no-reply@ratio.example>", alias="EMAIL_FROM")
     emails_enabled: bool = Field(default=True, alias="EMAILS_ENABLED")
 
+    # Recording bot (Recall.ai API or its emulator). Off when the URL or key is unset.
+    recording_bot_api_url: str = Field(default="", alias="RECORDING_BOT_API_URL")
+    recording_bot_api_key: SecretStr = Field(default=SecretStr(""), alias="RECORDING_BOT_API_KEY")
+    recording_bot_webhook_secret: SecretStr = Field(default=SecretStr(""), alias="RECORDING_BOT_WEBHOOK_SECRET")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "text"] = Field(default="json", alias="LOG_FORMAT")
     metrics_bind: str = Field(default="", alias="METRICS_BIND")

@@ -8,9 +8,11 @@ import signal
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.bots import BotActivities
 from activities.emails import EmailActivities
 from activities.meetings import MeetingActivities
 from confirmations.smtp import SmtpConfig, SmtpSender
+from recording_bot.recall import RecallProvider
 from activities.records import RecordActivities
 from activities.schemas import Policy
 from ratio_zoom.metrics import Metrics, runtime_with_metrics
@@ -24,9 +26,14 @@ def emails_on(settings: Settings) -> bool:
     return settings.emails_enabled and bool(settings.smtp_url.get_secret_value())
 
 
+def bots_on(settings: Settings) -> bool:
+    return bool(settings.recording_bot_api_url and settings.recording_bot_api_key.get_secret_value())
+
+
 def policy_from(settings: Settings) -> Policy:
     return Policy(pre_start_check_minutes=settings.pre_start_check_minutes,
-                  grace_hours=settings.appointment_grace_hours, emails_enabled=emails_on(settings))
+                  grace_hours=settings.appointment_grace_hours, emails_enabled=emails_on(settings),
+                  bots_enabled=bots_on(settings))
 
 
 def build_worker(client: Client, services: Services, *, task_queue: str | None = None,
@@ -41,6 +48,10 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
     if emails_on(settings):
         sender = SmtpSender(SmtpConfig.from_url(settings.smtp_url.get_secret_value()))
         activities.append(EmailActivities(services.db, services.vault, sender, settings.email_from).send_confirmations)
+    if bots_on(settings):
+        provider = RecallProvider(settings.recording_bot_api_url, settings.recording_bot_api_key)
+        bots = BotActivities(services.db, provider)
+        activities += [bots.schedule_bot, bots.move_bot, bots.cancel_bot]
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,

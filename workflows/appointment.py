@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         UpdateDetails,
         ZoomConnectionChanged,
     )
+    from recording_bot.models import BotStatusEvent as BotStatusSignal
     from workflows.state import MAX_REJECTIONS_KEPT, QueuedRequest, RequestRecord, WorkflowState
 
 APPOINTMENT_ID = SearchAttributeKey.for_keyword("AppointmentId")
@@ -58,6 +59,8 @@ ZOOM_RETRY = RetryPolicy(
     maximum_attempts=0,  # transient Zoom trouble is retried until it passes; permanent errors are typed
     non_retryable_error_types=act.NON_RETRYABLE_ZOOM_ERRORS,
 )
+BOT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=2),
+                        non_retryable_error_types=[act.ERR_BOT_AUTH])
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 ZOOM_ACTIVITY_TIMEOUT = timedelta(seconds=60)
 # Zoom activities heartbeat every 2 s (activities/heartbeat.py): a killed worker is noticed in 10 s.
@@ -104,6 +107,8 @@ class AppointmentWorkflow:
             await self._reconcile()
             s.done_seq = max(s.done_seq, applied_through)
             await self._notify_attendees()
+            await self._flush_outboxes()  # consent reaches the log before a bot is considered
+            await self._reconcile_bot()
             await self._flush_outboxes()
             self._publish()
             if self._finished():
@@ -195,6 +200,22 @@ class AppointmentWorkflow:
         elif validation.parse_rfc3339(msg.occurred_at) is None:
             reason = "occurred_at is not RFC 3339 with an offset"
         self._accept("consent", msg.request_id, msg.model_dump(mode="json"), reason, allowed_after_cancel=False)
+
+    @workflow.signal
+    def bot_status(self, event: BotStatusSignal) -> None:
+        """A verified provider webhook, relayed by the service. Applied once per delivery ID."""
+        s = self._s
+        if not event.delivery_id or event.delivery_id in s.bot_events_seen:
+            return
+        s.bot_events_seen.append(event.delivery_id)
+        del s.bot_events_seen[:-200]
+        if event.bot_id != s.recording_bot.bot_id:
+            return  # a bot of an older generation: the sweep removes it
+        s.recording_bot.status = event.status
+        s.recording_bot.sub_code = event.sub_code
+        if event.status == "waiting_for_host_permission":
+            s.recording_bot.note = "the host must admit the bot and allow recording in Zoom"
+        self._wake = True
 
     @workflow.signal
     def zoom_connection_changed(self, msg: ZoomConnectionChanged) -> None:
@@ -638,6 +659,87 @@ class AppointmentWorkflow:
                 s.conference_reason = f"the conference provider is {s.appointment.conference_provider}; Zoom is not used"
         elif not s.booking_valid:
             s.conference_status = "failed"
+
+    # -- recording bot ---------------------------------------------------------------------------------------------
+
+    def _bot_wanted(self) -> bool:
+        s = self._s
+        return (s.appointment.note_taking_enabled and s.consent.granted is True and s.status == "scheduled"
+                and s.conference_status == "ready" and s.join_url is not None and self._wants_meeting())
+
+    def _bot_live(self) -> bool:
+        bot = self._s.recording_bot
+        return bot.bot_id is not None and bot.status not in ("ended", "failed", "cancelled", "none")
+
+    async def _reconcile_bot(self) -> None:
+        """Both gates (note-taking on, latest consent granted) and a ready meeting -> one bot that follows the
+        meeting; otherwise none. Withdrawal always wins."""
+        s = self._s
+        bot = s.recording_bot
+        wanted = self._bot_wanted()
+        if wanted and not s.policy.bots_enabled:
+            bot.note = "a recording bot is wanted but no provider is configured (RECORDING_BOT_API_URL)"
+            return
+        if not s.policy.bots_enabled:
+            return
+        start = validation.parse_rfc3339(s.appointment.start_time)
+        join_at = _utc_z(start) if start is not None else None
+        try:
+            if wanted and not self._bot_live():
+                await self._schedule_bot(join_at or "")
+            elif wanted and (s.bot_join_at != join_at or s.bot_meeting_id != s.zoom_meeting_id):
+                assert bot.bot_id is not None and s.join_url is not None
+                moved = await workflow.execute_activity(
+                    act.MOVE_BOT, act.MoveBotArgs(ctx=self._ctx(), bot_id=bot.bot_id, dispatch_key=self._dispatch_key(),
+                                                  generation=bot.generation, join_at=join_at or "", meeting_url=s.join_url),
+                    result_type=act.BotResult, start_to_close_timeout=ZOOM_ACTIVITY_TIMEOUT,
+                    heartbeat_timeout=ZOOM_HEARTBEAT_TIMEOUT, retry_policy=BOT_RETRY,
+                    summary=f"move recording bot {bot.bot_id}")
+                if moved.outcome == "too_late":  # inside the 10-minute window: replace it
+                    await self._cancel_bot("replaced")
+                    await self._schedule_bot(join_at or "")
+                else:
+                    s.bot_join_at, s.bot_meeting_id = join_at, s.zoom_meeting_id
+            elif not wanted and self._bot_live():
+                await self._cancel_bot("consent withdrawn or appointment no longer needs it")
+        except ActivityError as err:
+            cause = err.cause
+            bot.note = f"recording bot provider problem: {cause.message if isinstance(cause, ApplicationError) else err}"
+
+    def _dispatch_key(self) -> str:
+        s = self._s
+        return f"{s.appointment.appointment_id}:recbot:{s.recording_bot.generation}"
+
+    async def _schedule_bot(self, join_at: str) -> None:
+        s = self._s
+        s.recording_bot.generation += 1  # a new bot is needed: a new generation, a new dispatch key
+        assert s.join_url is not None
+        result = await workflow.execute_activity(
+            act.SCHEDULE_BOT,
+            act.ScheduleBotArgs(ctx=self._ctx(), generation=s.recording_bot.generation, dispatch_key=self._dispatch_key(),
+                                meeting_url=s.join_url, join_at=join_at, duration_minutes=s.appointment.duration_minutes),
+            result_type=act.BotResult, start_to_close_timeout=ZOOM_ACTIVITY_TIMEOUT,
+            heartbeat_timeout=ZOOM_HEARTBEAT_TIMEOUT, retry_policy=BOT_RETRY,
+            summary=f"schedule recording bot (generation {s.recording_bot.generation})")
+        if result.outcome == "refused":
+            s.recording_bot.note = result.note
+            return
+        s.recording_bot.bot_id = result.bot_id
+        s.recording_bot.status = result.status
+        s.recording_bot.sub_code = result.sub_code
+        s.recording_bot.note = None
+        s.bot_join_at, s.bot_meeting_id = join_at, s.zoom_meeting_id
+
+    async def _cancel_bot(self, reason: str) -> None:
+        s = self._s
+        assert s.recording_bot.bot_id is not None
+        result = await workflow.execute_activity(
+            act.CANCEL_BOT, act.CancelBotArgs(ctx=self._ctx(), bot_id=s.recording_bot.bot_id, reason=reason),
+            result_type=act.BotResult, start_to_close_timeout=ZOOM_ACTIVITY_TIMEOUT,
+            heartbeat_timeout=ZOOM_HEARTBEAT_TIMEOUT, retry_policy=BOT_RETRY,
+            summary=f"remove recording bot {s.recording_bot.bot_id}")
+        s.recording_bot.status = result.status
+        s.recording_bot.sub_code = result.sub_code
 
     # -- attendee confirmations ---------------------------------------------------------------------------------
 

@@ -76,6 +76,9 @@ class WorkflowState(BaseModel):
 
     consent: ConsentView = ConsentView()
     recording_bot: RecordingBotView = RecordingBotView()
+    bot_join_at: str | None = None  # what the live bot was told: start (UTC Z) and meeting
+    bot_meeting_id: int | None = None
+    bot_events_seen: list[str] = []  # webhook delivery IDs already applied
 
     policy: Policy = Policy()
     restored: bool = False

@@ -1,8 +1,8 @@
 """The recording-bot emulator: Recall's bot API with its real rules, plus `/_emulator/` control.
 
 - A bot is *scheduled* only when `join_at` is more than 10 minutes away; otherwise it joins at once.
-- PATCH and DELETE are refused inside that window (HTTP 409, `{"code": "too_late_to_modify"}`): leave the
-  call (`POST /api/v1/bot/{id}/leave_call/`) or replace the bot.
+- PATCH and DELETE are refused inside that window, and so is a PATCH that would move the bot into it (HTTP
+  409, `{"code": "too_late_to_modify"}`): leave the call (`POST /api/v1/bot/{id}/leave_call/`) or replace it.
 - `Idempotency-Key` on POST/PATCH is honoured for one hour: same key and body replays the first answer; the
   same key with another body is a 409.
 - `GET /api/v1/bot/?metadata__<key>=<value>` filters on metadata.
@@ -136,14 +136,17 @@ def create_app(config: BotEmulatorConfig) -> Starlette:
                 return JSONResponse({"detail": "Not found."}, status_code=404)
             if request.method == "GET":
                 return JSONResponse(view(bot))
-            if inside_window(bot):
+            body = await request.json() if request.method == "PATCH" else {}
+            moving_close = "join_at" in body and inside_window({"join_at": body["join_at"]})
+            if inside_window(bot) or moving_close:
+                # Inside the window (now, or where the change would put it) the bot is no longer a scheduled
+                # bot: the caller must leave the call or replace the bot.
                 return JSONResponse({"code": "too_late_to_modify",
                                      "detail": "bots cannot be changed within 10 minutes of join_at"}, status_code=409)
             if request.method == "DELETE":
                 bot["_deleted"] = True
                 bot["status_changes"].append({"code": "deleted", "sub_code": None, "created_at": st.now().isoformat()})
                 return Response(status_code=204)
-            body = await request.json()
 
             def make() -> tuple[int, dict[str, Any]]:
                 for key in ("join_at", "meeting_url", "bot_name"):

@@ -1,0 +1,151 @@
+"""Recording-bot activities: schedule (exactly once per dispatch key), move, cancel, and the orphan sweep.
+
+Idempotency: the dispatch key `{appointment_id}:recbot:{generation}` (generation kept in workflow state,
+bumped only when a new bot is needed) is written to `bot_dispatches` before the provider call, sent as the
+`Idempotency-Key` and in the bot's metadata. A retry first finds the bot at the provider by that key. Every
+successful schedule sweeps the appointment's bots of older generations, so no crash leaves two live bots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+from activities import schemas as act
+from activities.heartbeat import keep_alive
+from connections.repository import utcnow
+from recording_bot.errors import BotAuthError, BotError, BotRateLimited, BotTooLateToModify
+from recording_bot.models import TERMINAL, AutomaticLeave, BotSpec
+from recording_bot.recall import RecallProvider
+from storage import audit
+from storage.db import Database
+from storage.models import BotDispatch, ConsentRecord
+
+
+def _generation_of(dispatch_key: str | None) -> int:
+    try:
+        return int(str(dispatch_key).rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _as_application_error(exc: BotError) -> ApplicationError:
+    if isinstance(exc, BotRateLimited):
+        delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
+        return ApplicationError(str(exc), type="BotRateLimited", next_retry_delay=delay,
+                                category=ApplicationErrorCategory.BENIGN)
+    if isinstance(exc, BotAuthError):
+        return ApplicationError(str(exc), type=act.ERR_BOT_AUTH, non_retryable=True)
+    return ApplicationError(str(exc), type="BotProviderUnavailable")
+
+
+class BotActivities:
+    def __init__(self, db: Database, provider: RecallProvider) -> None:
+        self._db = db
+        self._provider = provider
+
+    @activity.defn(name=act.SCHEDULE_BOT)
+    async def schedule_bot(self, args: act.ScheduleBotArgs) -> act.BotResult:
+        async with keep_alive():
+            try:
+                return await self._schedule(args)
+            except BotError as exc:
+                raise _as_application_error(exc) from None
+
+    async def _schedule(self, args: act.ScheduleBotArgs) -> act.BotResult:
+        ctx = args.ctx
+        if not await self._consent_still_granted(ctx.appointment_id):
+            return act.BotResult(outcome="refused", note="consent is no longer granted (consent log)")
+        async with self._db.transaction() as session:
+            row = await session.get(BotDispatch, args.dispatch_key, with_for_update=True)
+            if row is None:
+                now = utcnow()
+                row = BotDispatch(dispatch_key=args.dispatch_key, appointment_id=ctx.appointment_id,
+                                  generation=args.generation, status="dispatching", created_at=now, updated_at=now)
+                session.add(row)
+            known_bot = row.bot_id
+        outcome = "adopted"
+        record = None
+        if known_bot is not None:
+            record = await self._provider.status(known_bot)
+        else:
+            found = await self._provider.find_by_dispatch_key(args.dispatch_key)
+            record = found[0] if found else None
+        if record is None:
+            join_at = datetime.fromisoformat(args.join_at.replace("Z", "+00:00"))
+            leave = AutomaticLeave(in_call_recording_timeout=args.duration_minutes * 60 + 300,
+                                   waiting_room_timeout=900, noone_joined_timeout=900, everyone_left_timeout=120)
+            record = await self._provider.schedule(BotSpec(
+                meeting_url=args.meeting_url, join_at=join_at, dispatch_key=args.dispatch_key,
+                appointment_id=ctx.appointment_id, automatic_leave=leave), idempotency_key=args.dispatch_key)
+            outcome = "scheduled"
+        async with self._db.transaction() as session:
+            row = await session.get(BotDispatch, args.dispatch_key, with_for_update=True)
+            assert row is not None
+            row.bot_id = record.bot_id
+            row.status = record.status
+            row.updated_at = utcnow()
+            await audit.append(session, audit.AuditFact(
+                workspace_id=ctx.workspace_id, appointment_id=ctx.appointment_id, event="bot.scheduled", actor="system",
+                workflow_id=ctx.workflow_id, run_id=ctx.run_id, dedupe_key=f"bot:{args.dispatch_key}:scheduled",
+                details={"generation": args.generation, "bot_id": record.bot_id, "join_at": args.join_at}))
+        await self._sweep(ctx, args.generation)
+        return act.BotResult(outcome=outcome, bot_id=record.bot_id, status=record.status, sub_code=record.sub_code)
+
+    async def _consent_still_granted(self, appointment_id: str) -> bool:
+        async with self._db.sessions() as session:
+            latest = (await session.execute(select(ConsentRecord).where(ConsentRecord.appointment_id == appointment_id)
+                                            .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
+                                            .limit(1))).scalar_one_or_none()
+        return latest is not None and latest.granted
+
+    async def _sweep(self, ctx: act.OpContext, generation: int) -> None:
+        """Remove every live bot of this appointment from an older generation (orphans of a crash)."""
+        for bot in await self._provider.find_by_appointment(ctx.appointment_id):
+            if _generation_of(bot.dispatch_key) < generation and bot.status not in TERMINAL:
+                await self._provider.cancel(bot.bot_id)
+                await self._audit(ctx, "bot.removed", f"bot:{bot.bot_id}:removed",
+                                  {"bot_id": bot.bot_id, "reason": "orphan_of_older_generation"})
+
+    @activity.defn(name=act.MOVE_BOT)
+    async def move_bot(self, args: act.MoveBotArgs) -> act.BotResult:
+        async with keep_alive():
+            # Same target, same key: a retried move replays instead of moving twice.
+            target = hashlib.sha256(f"{args.join_at}|{args.meeting_url}".encode()).hexdigest()[:16]
+            try:
+                try:
+                    record = await self._provider.reschedule(
+                        args.bot_id, join_at=datetime.fromisoformat(args.join_at.replace("Z", "+00:00")),
+                        meeting_url=args.meeting_url, idempotency_key=f"{args.dispatch_key}:move:{target}")
+                except BotTooLateToModify:
+                    return act.BotResult(outcome="too_late", bot_id=args.bot_id)
+            except BotError as exc:
+                raise _as_application_error(exc) from None
+        await self._audit(args.ctx, "bot.moved", f"bot:{args.bot_id}:moved:{args.join_at}",
+                          {"bot_id": args.bot_id, "join_at": args.join_at})
+        return act.BotResult(outcome="moved", bot_id=record.bot_id, status=record.status)
+
+    @activity.defn(name=act.CANCEL_BOT)
+    async def cancel_bot(self, args: act.CancelBotArgs) -> act.BotResult:
+        async with keep_alive():
+            try:
+                record = await self._provider.cancel(args.bot_id)
+            except BotError as exc:
+                raise _as_application_error(exc) from None
+        if record.status not in TERMINAL:
+            # Retry until the provider confirms the bot is gone or has left.
+            raise ApplicationError(f"bot still {record.status}", type="BotNotYetRemoved")
+        await self._audit(args.ctx, "bot.removed", f"bot:{args.bot_id}:removed",
+                          {"bot_id": args.bot_id, "reason": args.reason})
+        return act.BotResult(outcome="removed", bot_id=args.bot_id, status=record.status, sub_code=record.sub_code)
+
+    async def _audit(self, ctx: act.OpContext, event: str, key: str, details: dict[str, Any]) -> None:
+        async with self._db.transaction() as session:
+            await audit.append(session, audit.AuditFact(
+                workspace_id=ctx.workspace_id, appointment_id=ctx.appointment_id, event=event, actor="system",
+                workflow_id=ctx.workflow_id, run_id=ctx.run_id, dedupe_key=key, details=details))
