@@ -9,6 +9,7 @@ successful schedule sweeps the appointment's bots of older generations, so no cr
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import urlencode
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,13 +19,15 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import schemas as act
 from activities.heartbeat import keep_alive
-from connections.repository import utcnow
+from connections.repository import load_connection, utcnow
 from recording_bot.errors import BotAuthError, BotError, BotRateLimited, BotTooLateToModify
 from recording_bot.models import TERMINAL, AutomaticLeave, BotSpec
 from recording_bot.recall import RecallProvider
 from storage import audit
 from storage.db import Database
 from storage.models import BotDispatch, ConsentRecord
+from storage.vault import Vault
+from zoom_api.oauth import OBF_TOKEN_SCOPE
 
 
 def _generation_of(dispatch_key: str | None) -> int:
@@ -44,10 +47,29 @@ def _as_application_error(exc: BotError) -> ApplicationError:
     return ApplicationError(str(exc), type="BotProviderUnavailable")
 
 
+OBF_SECRET_PURPOSE = "recording-bot-obf"
+
+
+def obf_secret(vault: Vault, dispatch_key: str) -> str:
+    """The per-bot secret the provider presents when it asks for an OBF token: derived, never stored."""
+    return vault.lookup_hash(dispatch_key, OBF_SECRET_PURPOSE)
+
+
 class BotActivities:
-    def __init__(self, db: Database, provider: RecallProvider) -> None:
+    def __init__(self, db: Database, provider: RecallProvider, vault: Vault, public_base_url: str) -> None:
         self._db = db
         self._provider = provider
+        self._vault = vault
+        self._public = public_base_url.rstrip("/")
+
+    async def _obf_url(self, workspace_id: str, dispatch_key: str) -> str | None:
+        """Only when the grant includes `user:read:token` (beyond the minimal scopes; see the README)."""
+        async with self._db.sessions() as session:
+            row = await load_connection(session, workspace_id)
+        if row is None or OBF_TOKEN_SCOPE not in row.scopes.split() or not self._public:
+            return None
+        query = urlencode({"dispatch_key": dispatch_key, "secret": obf_secret(self._vault, dispatch_key)})
+        return f"{self._public}/v1/recording-bot/zoom-obf-token?{query}"
 
     @activity.defn(name=act.SCHEDULE_BOT)
     async def schedule_bot(self, args: act.ScheduleBotArgs) -> act.BotResult:
@@ -80,9 +102,11 @@ class BotActivities:
             join_at = datetime.fromisoformat(args.join_at.replace("Z", "+00:00"))
             leave = AutomaticLeave(in_call_recording_timeout=args.duration_minutes * 60 + 300,
                                    waiting_room_timeout=900, noone_joined_timeout=900, everyone_left_timeout=120)
+            obf_url = await self._obf_url(ctx.workspace_id, args.dispatch_key)
             record = await self._provider.schedule(BotSpec(
                 meeting_url=args.meeting_url, join_at=join_at, dispatch_key=args.dispatch_key,
-                appointment_id=ctx.appointment_id, automatic_leave=leave), idempotency_key=args.dispatch_key)
+                appointment_id=ctx.appointment_id, automatic_leave=leave, obf_token_url=obf_url),
+                idempotency_key=args.dispatch_key)
             outcome = "scheduled"
         async with self._db.transaction() as session:
             row = await session.get(BotDispatch, args.dispatch_key, with_for_update=True)
@@ -95,7 +119,10 @@ class BotActivities:
                 workflow_id=ctx.workflow_id, run_id=ctx.run_id, dedupe_key=f"bot:{args.dispatch_key}:scheduled",
                 details={"generation": args.generation, "bot_id": record.bot_id, "join_at": args.join_at}))
         await self._sweep(ctx, args.generation)
-        return act.BotResult(outcome=outcome, bot_id=record.bot_id, status=record.status, sub_code=record.sub_code)
+        note = None if await self._obf_url(ctx.workspace_id, args.dispatch_key) else (
+            "the Zoom grant has no user:read:token scope: the host must admit the bot and allow recording")
+        return act.BotResult(outcome=outcome, bot_id=record.bot_id, status=record.status, sub_code=record.sub_code,
+                             note=note)
 
     async def _consent_still_granted(self, appointment_id: str) -> bool:
         async with self._db.sessions() as session:

@@ -174,6 +174,39 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
         await bot_signaller(appointment_id, event)
         return JSONResponse({"status": "relayed", "bot_status": event.status})
 
+    @app.get("/v1/recording-bot/zoom-obf-token")
+    async def zoom_obf_token(dispatch_key: str = "", secret: str = "") -> Response:
+        """Called by the bot provider at launch. Minted now from the host's grant; never stored or logged."""
+        import hmac as _hmac
+
+        from activities.bots import obf_secret
+        from storage.models import AppointmentConference, BotDispatch
+        from zoom_api.errors import ZoomError
+        from zoom_api.oauth import OBF_TOKEN_SCOPE
+
+        if not dispatch_key or not secret or not _hmac.compare_digest(
+                secret.encode(), obf_secret(services.vault, dispatch_key).encode()):
+            return JSONResponse({"detail": "unknown bot or wrong secret"}, status_code=401)
+        async with services.db.sessions() as session:
+            dispatch = await session.get(BotDispatch, dispatch_key)
+            conference = await session.get(AppointmentConference, dispatch.appointment_id) if dispatch else None
+            from connections.repository import load_connection
+
+            connection = await load_connection(session, conference.workspace_id) if conference else None
+        if dispatch is None or conference is None or connection is None or connection.status != "connected":
+            return JSONResponse({"detail": "no Zoom connection for this bot's appointment"}, status_code=409)
+        if OBF_TOKEN_SCOPE not in connection.scopes.split():
+            return JSONResponse({"detail": "the Zoom grant lacks user:read:token; the host must admit the bot"},
+                                status_code=409)
+        try:
+            obf = await services.broker.call(conference.workspace_id,
+                                             lambda lease: services.zoom.get_on_behalf_token(lease.token))
+        except ZoomError as exc:
+            return JSONResponse({"detail": f"Zoom refused: {type(exc).__name__}"}, status_code=502)
+        except Exception as exc:  # noqa: BLE001 - connection unusable (detached, needs reconnect): say so
+            return JSONResponse({"detail": f"Zoom connection unusable: {type(exc).__name__}"}, status_code=409)
+        return Response(obf.token.get_secret_value(), media_type="text/plain", headers={"Cache-Control": "no-store"})
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}

@@ -50,7 +50,7 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
         activities.append(EmailActivities(services.db, services.vault, sender, settings.email_from).send_confirmations)
     if bots_on(settings):
         provider = RecallProvider(settings.recording_bot_api_url, settings.recording_bot_api_key)
-        bots = BotActivities(services.db, provider)
+        bots = BotActivities(services.db, provider, services.vault, settings.public_base_url)
         activities += [bots.schedule_bot, bots.move_bot, bots.cancel_bot]
     return Worker(
         client,

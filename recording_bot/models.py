@@ -28,6 +28,8 @@ class BotSpec(BaseModel):
     dispatch_key: str
     appointment_id: str
     automatic_leave: AutomaticLeave = AutomaticLeave()
+    # Where the bot fetches a Zoom on-behalf-of token at launch (carries a per-bot secret): None = no OBF.
+    obf_token_url: str | None = Field(default=None, repr=False)
 
 
 class BotRecord(BaseModel):

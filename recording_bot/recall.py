@@ -69,6 +69,8 @@ class RecallProvider:
             "automatic_leave": spec.automatic_leave.model_dump(),
             "recording_config": {"transcript": {"provider": {"meeting_captions": {}}}},
         }
+        if spec.obf_token_url:
+            body["zoom"] = {"obf_token_url": spec.obf_token_url}
         return record_from(await self._call("POST", "/api/v1/bot/", json_body=body, idempotency_key=idempotency_key))
 
     async def reschedule(self, bot_id: str, *, join_at: datetime, meeting_url: str | None,

@@ -727,7 +727,7 @@ class AppointmentWorkflow:
         s.recording_bot.bot_id = result.bot_id
         s.recording_bot.status = result.status
         s.recording_bot.sub_code = result.sub_code
-        s.recording_bot.note = None
+        s.recording_bot.note = result.note
         s.bot_join_at, s.bot_meeting_id = join_at, s.zoom_meeting_id
 
     async def _cancel_bot(self, reason: str) -> None:

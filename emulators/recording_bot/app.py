@@ -118,7 +118,8 @@ def create_app(config: BotEmulatorConfig) -> Starlette:
                 bot_id = str(uuid.uuid4())
                 bot = {"id": bot_id, "meeting_url": body["meeting_url"], "join_at": body["join_at"],
                        "bot_name": body.get("bot_name", "Bot"), "metadata": body.get("metadata") or {},
-                       "automatic_leave": body.get("automatic_leave") or {}, "status_changes": [], "_deleted": False}
+                       "automatic_leave": body.get("automatic_leave") or {}, "zoom": body.get("zoom") or {},
+                       "status_changes": [], "_deleted": False}
                 scheduled = not inside_window(bot)
                 bot["status_changes"].append({"code": "ready" if scheduled else "joining_call", "sub_code": None,
                                               "created_at": st.now().isoformat()})

@@ -47,7 +47,7 @@ async def bot_stack(temporal_env: WorkflowEnvironment, pg_database_url: str, zoo
         settings = make_settings(pg_database_url, ZOOM_API_BASE_URL=zoom_emulator.api_base_url,
                                  ZOOM_OAUTH_BASE_URL=zoom_emulator.oauth_base_url, TEMPORAL_TASK_QUEUE=queue,
                                  RECORDING_BOT_API_URL=recall_base, RECORDING_BOT_API_KEY=KEY,
-                                 RECORDING_BOT_WEBHOOK_SECRET=SECRET)
+                                 RECORDING_BOT_WEBHOOK_SECRET=SECRET, PUBLIC_BASE_URL=f"http://127.0.0.1:{api_port}")
         services = Services.create(settings)
         client = temporal_env.client
         connections = ConnectionService(services.db, services.vault, services.oauth, services.zoom,
@@ -196,7 +196,7 @@ async def test_a_retried_schedule_adopts_the_bot_instead_of_creating_a_second(bo
     await stack.appointments.book(b)
     await stack.appointments.record_consent(b.appointment_id, consent("k1", True))
     await settle(stack, b.appointment_id, "k1")
-    activities = BotActivities(stack.services.db, RecallProvider(recall, SecretStr(KEY)))
+    activities = BotActivities(stack.services.db, RecallProvider(recall, SecretStr(KEY)), stack.services.vault, "")
     args = act.ScheduleBotArgs(
         ctx=act.OpContext(workflow_id=f"appointment-{b.appointment_id}", run_id="r", appointment_id=b.appointment_id,
                           workspace_id=workspace, op_id="op"),
@@ -213,3 +213,42 @@ async def test_a_retried_schedule_adopts_the_bot_instead_of_creating_a_second(bo
                                                                             "dispatch_key": f"{b.appointment_id}:recbot:2"}))
     assert refused.outcome == "refused"
     await stack.appointments.cancel(b.appointment_id, Cancel(request_id="c", actor="u"))
+
+
+FULL_SCOPES = ("meeting:write:meeting meeting:update:meeting meeting:delete:meeting meeting:read:meeting "
+               "user:read:user")
+
+
+async def test_obf_token_is_minted_at_launch_only_with_the_scope(bot_stack) -> None:  # type: ignore[no-untyped-def]
+    stack, recall, api_base = bot_stack
+    with_scope, without_scope = ws(), ws()
+    other_user = f"zu{uuid.uuid4().hex[:8]}"
+    await stack.emulator.add_user(other_user, f"{other_user}@example.com")
+    try:
+        await stack.emulator.set_next_consent(user_id="z8yCxjabR7qYD9Yc7ScTLA", scopes=FULL_SCOPES + " user:read:token")
+        await stack.connect_workspace(with_scope)
+        await stack.emulator.set_next_consent(user_id=other_user, scopes=FULL_SCOPES)
+        await stack.connect_workspace(without_scope)
+    finally:
+        await stack.emulator.set_next_consent(user_id="z8yCxjabR7qYD9Yc7ScTLA", scopes=FULL_SCOPES + " user:read:token")
+    a = booking(with_scope, note_taking_enabled=True)
+    b = booking(without_scope, note_taking_enabled=True)
+    for appt in (a, b):
+        await stack.appointments.book(appt)
+        await stack.appointments.record_consent(appt.appointment_id, consent("k1", True))
+        await settle(stack, appt.appointment_id, "k1")
+    bot_a = live(await bots_of(recall, a.appointment_id))[0]
+    bot_b = live(await bots_of(recall, b.appointment_id))[0]
+    assert "obf_token_url" not in bot_b["zoom"]
+    state_b = await stack.appointments.state(b.appointment_id)
+    assert "host must admit" in (state_b.recording_bot.note or "")
+    url = bot_a["zoom"]["obf_token_url"]
+    assert url.startswith(api_base)
+    async with httpx.AsyncClient() as http:
+        minted = await http.get(url)
+        assert minted.status_code == 200 and minted.text.startswith("obf.")
+        assert minted.headers["cache-control"] == "no-store"
+        forged = await http.get(url.replace("secret=", "secret=x"))
+        assert forged.status_code == 401
+    for appt in (a, b):
+        await stack.appointments.cancel(appt.appointment_id, Cancel(request_id="c", actor="u"))
