@@ -2,10 +2,11 @@
 written before sending.
 
 - A row already `sent` (or permanently `failed`) is skipped: retries and new runs never send it again.
-- A row left `sending` by a worker killed mid-send is sent again *with the same Message-ID*. SMTP has no
-  idempotency key, so the only ambiguous instant is between the server's final "250" and our commit; the
-  re-send then carries an identical Message-ID, which mail clients collapse into one message. Nothing is
-  ever skipped. (docs/exactly-once.md)
+- A message the SMTP server accepted but we could not record (the database went away) is remembered in the
+  activity's heartbeat details; the retry records it instead of sending it again.
+- A row left `sending` by a worker *killed* between the server's final "250" and our commit is sent again
+  *with the same Message-ID* (SMTP has no idempotency key), which mail clients collapse into one message.
+  Nothing is ever skipped. (docs/exactly-once.md)
 - 4xx / connection trouble: the attendee stays `pending` and the activity retries after the others were
   handled; 5xx for one attendee is recorded for that attendee and never blocks the others.
 """
@@ -51,12 +52,20 @@ class EmailActivities:
         sent = already = 0
         failed: list[str] = []
         temporary: list[str] = []
+        # Rows an earlier attempt sent but could not record (database down): the heartbeat remembers them,
+        # so the retry records them instead of sending again.
+        details = activity.info().heartbeat_details
+        delivered: list[int] = list(details[0].get("delivered", [])) if details and isinstance(details[0], dict) else []
         for index, attendee in enumerate(args.attendees, start=1):
-            activity.heartbeat(index)
+            activity.heartbeat({"delivered": delivered})
             recipient_hash = self._vault.lookup_hash(attendee.email.lower(), RECIPIENT_PURPOSE)
             message_id = f"<{ctx.appointment_id}.{args.revision}.{args.kind}.{recipient_hash[:20]}@ratio-zoom>"
             row_id = await self._claim(ctx, args, recipient_hash, message_id)
             if row_id is None:
+                already += 1
+                continue
+            if row_id in delivered:
+                await self._finish(ctx, row_id, "sent", None, args, index)
                 already += 1
                 continue
             message = build_message(facts, Recipient(name=attendee.name, email=attendee.email, timezone=attendee.timezone),
@@ -71,6 +80,8 @@ class EmailActivities:
                 await self._finish(ctx, row_id, "pending", str(exc), args, index)
                 temporary.append(f"attendee {index}: {exc}")
                 continue
+            delivered.append(row_id)
+            activity.heartbeat({"delivered": delivered})
             await self._finish(ctx, row_id, "sent", None, args, index)
             sent += 1
         if temporary:

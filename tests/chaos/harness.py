@@ -152,6 +152,24 @@ class Traffic:
             e.start, e.duration = start, duration
         e.last_request = rid
 
+    async def settle_detached(self, timeout: float = 120) -> list[str]:
+        """After a disconnect: every open appointment answers with `detached` (or is cancelled)."""
+        problems = []
+        for e in self.expected.values():
+            handle: WorkflowHandle = self.client.get_workflow_handle(f"appointment-{e.booking.appointment_id}")
+            if e.cancelled:
+                await asyncio.wait_for(self._retry(handle.result), timeout=timeout)
+                continue
+            answer = await self._retry(lambda: handle.execute_update(
+                "await_conference", {"after_request_id": e.last_request, "timeout_seconds": timeout},
+                result_type=ConferenceResult))
+            if answer.conference.status not in ("detached", "ready"):
+                problems.append(f"{e.booking.appointment_id}: {answer.conference.status} after disconnect")
+            history = [ev async for ev in handle.fetch_history_events()]
+            if any(ev.HasField("workflow_task_failed_event_attributes") for ev in history):
+                problems.append(f"{e.booking.appointment_id}: a workflow task failed")
+        return problems
+
     async def settle(self, timeout: float = 240) -> list[str]:
         problems = []
         for e in self.expected.values():
@@ -170,8 +188,50 @@ class Traffic:
         return problems
 
 
-async def check_invariants(traffic: Traffic, emulator: ZoomEmulatorHandle, settings: Settings) -> list[str]:
+def check_emails(traffic: Traffic, messages: list[dict[str, Any]]) -> list[str]:
+    """Every attendee got exactly what the history implies: one message per Message-ID (no duplicates), the
+    last invite of a live appointment carries its final time, and a cancelled one that was confirmed got a
+    cancellation."""
+    import email
+    import email.policy
+
+    from icalendar import Calendar
+
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    last: dict[str, tuple[int, str, datetime, int]] = {}
+    for stored in messages:
+        msg = email.message_from_string(stored["raw"], policy=email.policy.default)
+        seen[str(msg["Message-ID"])] = seen.get(str(msg["Message-ID"]), 0) + 1
+        for part in msg.walk():
+            if part.get_content_type() != "text/calendar":
+                continue
+            cal = Calendar.from_ical(part.get_payload(decode=True))
+            event = next(c for c in cal.walk() if c.name == "VEVENT")
+            appointment_id = str(event["UID"]).split("@")[0].removeprefix("appointment-")
+            sequence = int(event["SEQUENCE"])
+            if appointment_id not in last or sequence >= last[appointment_id][0]:
+                last[appointment_id] = (sequence, str(cal["METHOD"]), event["DTSTART"].dt,
+                                        int((event["DTEND"].dt - event["DTSTART"].dt).total_seconds() // 60))
+    problems += [f"message {mid} delivered {n} times" for mid, n in seen.items() if n > 1]
+    for appointment_id, e in traffic.expected.items():
+        got = last.get(appointment_id)
+        if e.cancelled:
+            if got is not None and got[1] != "CANCEL":
+                problems.append(f"{appointment_id}: cancelled, but the last invite is {got[1]}")
+        elif got is None:
+            problems.append(f"{appointment_id}: the attendee never got a confirmation")
+        elif (got[1], got[2], got[3]) != ("REQUEST", e.start, e.duration):
+            problems.append(f"{appointment_id}: last invite says {got[1]} {got[2]} {got[3]}m, want {e.start} {e.duration}m")
+    return problems
+
+
+async def check_invariants(traffic: Traffic, emulator: ZoomEmulatorHandle, settings: Settings,
+                           sink: Any = None) -> list[str]:
     violations = await traffic.settle()
+    if sink is not None:
+        await asyncio.sleep(1.5)  # the last emails go out right after the conference settles
+        violations += check_emails(traffic, sink.messages)  # read now, after everything settled
     meetings = await emulator.meetings()
     by_appointment: dict[str, list[dict[str, Any]]] = {}
     for m in meetings:

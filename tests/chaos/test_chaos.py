@@ -23,6 +23,7 @@ from temporalio.client import Client
 
 from connections.service import ConnectionService
 from emulators.zoom_server.app import EmulatorConfig
+from emulators.smtp_sink.testing import running_smtp_sink
 from emulators.zoom_server.testing import ZoomEmulatorHandle, running_zoom_emulator
 from ratio_zoom.converter import data_converter
 from ratio_zoom.services import Services
@@ -32,7 +33,7 @@ from tests.conftest import make_settings
 
 APPOINTMENTS = int(os.environ.get("RATIO_ZOOM_CHAOS_APPOINTMENTS", "24"))
 KILLS = int(os.environ.get("RATIO_ZOOM_CHAOS_KILLS", "8"))
-SCENARIOS = ["worker_kills", "zoom_faults", "token_expiry", "postgres_restart", "temporal_restart"]
+SCENARIOS = ["worker_kills", "zoom_faults", "token_expiry", "postgres_restart", "temporal_restart", "disconnect"]
 
 
 @pytest.fixture
@@ -55,8 +56,11 @@ async def test_chaos(scenario: str, fresh_pg_url: str, chaos_emulator: ZoomEmula
     server = TemporalServer(tmp_path)
     await server.start()
     queue = f"chaos-{uuid.uuid4().hex[:6]}"
+    sink_context = running_smtp_sink()
+    sink = sink_context.__enter__()
     settings = make_settings(fresh_pg_url, ZOOM_API_BASE_URL=chaos_emulator.api_base_url,
-                             ZOOM_OAUTH_BASE_URL=chaos_emulator.oauth_base_url, TEMPORAL_TASK_QUEUE=queue)
+                             ZOOM_OAUTH_BASE_URL=chaos_emulator.oauth_base_url, TEMPORAL_TASK_QUEUE=queue,
+                             SMTP_URL=sink.smtp_url)
     services = Services.create(settings)
     workspace = f"chaos-{scenario}"
     await _connect(services, chaos_emulator, workspace)
@@ -64,6 +68,7 @@ async def test_chaos(scenario: str, fresh_pg_url: str, chaos_emulator: ZoomEmula
     workers = spawn_workers(settings, server.address, 2)
     report = Report(scenario, APPOINTMENTS)
     traffic = Traffic(client, queue, workspace, rng)
+    calls_at_disconnect: int | None = None
     try:
         if scenario == "zoom_faults":
             await chaos_emulator.set_faults([
@@ -99,6 +104,11 @@ async def test_chaos(scenario: str, fresh_pg_url: str, chaos_emulator: ZoomEmula
                 elif scenario == "temporal_restart":
                     await server.restart()
                     report.faults["temporal_restarts"] = server.restarts
+                elif scenario == "disconnect" and calls_at_disconnect is None:
+                    connections = ConnectionService(services.db, services.vault, services.oauth, services.zoom)
+                    await connections.disconnect(workspace, "chaos-admin", "owner")
+                    calls_at_disconnect = len(await chaos_emulator.calls())
+                    report.faults["disconnects"] = 1
             await asyncio.sleep(rng.uniform(0.02, 0.15))
         if scenario == "zoom_faults":
             counters = await chaos_emulator.counters()
@@ -113,13 +123,23 @@ async def test_chaos(scenario: str, fresh_pg_url: str, chaos_emulator: ZoomEmula
         for w in workers:
             if w.process is None or w.process.poll() is not None:
                 w.start()
-        report.violations = await check_invariants(traffic, chaos_emulator, settings)
+        if scenario == "disconnect":
+            # After the disconnect returned: not one Zoom call for the workspace, every workflow settles
+            # (detached or cancelled), none fails, and the meetings made before stay in Zoom.
+            report.violations = await traffic.settle_detached()
+            assert calls_at_disconnect is not None
+            extra = len(await chaos_emulator.calls()) - calls_at_disconnect
+            if extra:
+                report.violations.append(f"{extra} Zoom call(s) after the disconnect returned")
+        else:
+            report.violations = await check_invariants(traffic, chaos_emulator, settings, sink)
         if scenario == "token_expiry":
             assert report.faults["invalid_grant"] == 0  # rotation never raced
     finally:
         for w in workers:
             w.stop()
         server.stop()
+        sink_context.__exit__(None, None, None)
         await services.aclose()
     print(report.line())
     assert report.violations == []

@@ -23,6 +23,8 @@ def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "ZOOM_CLIENT_SECRET": settings.zoom_client_secret.get_secret_value(),
         "TOKEN_ENCRYPTION_KEYS": settings.token_encryption_keys.get_secret_value(),
         "PAYLOAD_ENCRYPTION_KEYS": settings.payload_encryption_keys.get_secret_value(),
+        "SMTP_URL": settings.smtp_url.get_secret_value(),
+        "EMAIL_FROM": settings.email_from,
         "LOG_LEVEL": "WARNING",
     })
     return env
