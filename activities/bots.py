@@ -118,6 +118,8 @@ class BotActivities:
                 workspace_id=ctx.workspace_id, appointment_id=ctx.appointment_id, event="bot.scheduled", actor="system",
                 workflow_id=ctx.workflow_id, run_id=ctx.run_id, dedupe_key=f"bot:{args.dispatch_key}:scheduled",
                 details={"generation": args.generation, "bot_id": record.bot_id, "join_at": args.join_at}))
+        activity.metric_meter().create_counter(
+            "ratio_zoom_bot_dispatches", "recording-bot dispatches by outcome").add(1, {"outcome": outcome})
         await self._sweep(ctx, args.generation)
         note = None if await self._obf_url(ctx.workspace_id, args.dispatch_key) else (
             "the Zoom grant has no user:read:token scope: the host must admit the bot and allow recording")

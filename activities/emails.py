@@ -118,6 +118,8 @@ class EmailActivities:
             if status == "sent":
                 row.sent_at = utcnow()
             if status in ("sent", "failed"):
+                activity.metric_meter().create_counter(
+                    "ratio_zoom_emails", "attendee emails by kind and outcome").add(1, {"kind": args.kind, "outcome": status})
                 await audit.append(session, audit.AuditFact(
                     workspace_id=ctx.workspace_id, appointment_id=ctx.appointment_id,
                     event="confirmation.sent" if status == "sent" else "confirmation.failed", actor="system",

@@ -171,6 +171,7 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
         appointment_id = event.metadata.get("appointment_id")
         if not appointment_id or bot_signaller is None:
             return JSONResponse({"status": "ignored", "reason": "no appointment in the bot's metadata"})
+        await _audit_bot_status(services, appointment_id, event)
         await bot_signaller(appointment_id, event)
         return JSONResponse({"status": "relayed", "bot_status": event.status})
 
@@ -226,6 +227,21 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
 
     return app
+
+
+async def _audit_bot_status(services: Services, appointment_id: str, event) -> None:  # type: ignore[no-untyped-def]
+    """The bot's status changes are lifecycle facts too: one audit row per webhook delivery."""
+    from storage import audit
+    from storage.models import AppointmentConference
+
+    async with services.db.transaction() as session:
+        conference = await session.get(AppointmentConference, appointment_id)
+        if conference is None:
+            return
+        await audit.append(session, audit.AuditFact(
+            workspace_id=conference.workspace_id, appointment_id=appointment_id, event="bot.status", actor="provider",
+            dedupe_key=f"recall:{event.delivery_id}", details={"bot_id": event.bot_id, "status": event.status,
+                                                               "sub_code": event.sub_code}))
 
 
 async def _first_delivery(services: Services, key: str) -> bool:

@@ -1,5 +1,10 @@
 """Our metrics, exported through the Temporal SDK runtime's Prometheus endpoint (one port, `METRICS_BIND`),
-next to the SDK's own worker metrics. Names are prefixed `ratio_zoom_`."""
+next to the SDK's own worker metrics. Names are prefixed `ratio_zoom_`.
+
+Process-level counters live here (Zoom calls by endpoint and outcome, 429s, token refreshes). Counters
+with workflow or activity context use the SDK's meters where they happen: `ratio_zoom_workflows_parked`
+(workflows/appointment.py, replay-safe), `ratio_zoom_emails` (activities/emails.py) and
+`ratio_zoom_bot_dispatches` (activities/bots.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +24,6 @@ class Metrics:
         self._zoom_calls = meter.create_counter("ratio_zoom_zoom_calls", "Zoom API calls by endpoint and outcome")
         self._rate_limited = meter.create_counter("ratio_zoom_zoom_rate_limited", "Zoom 429 answers by limit type")
         self._refreshes = meter.create_counter("ratio_zoom_token_refreshes", "Zoom token refreshes")
-        self._parked = meter.create_counter("ratio_zoom_workflows_parked", "Zoom work parked, by reason")
 
     def zoom_call(self, endpoint: str, status: int) -> None:
         outcome = "transport_error" if status == 0 else f"{status // 100}xx"
@@ -30,6 +34,3 @@ class Metrics:
     def refresh(self, workspace_id: str) -> None:
         del workspace_id  # never a label: unbounded cardinality
         self._refreshes.add(1)
-
-    def parked(self, reason: str) -> None:
-        self._parked.add(1, {"reason": reason})

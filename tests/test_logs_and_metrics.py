@@ -30,4 +30,3 @@ def test_metrics_on_noop_meter_accept_every_call() -> None:
     metrics.zoom_call("create_meeting", 429)
     metrics.zoom_call("get_meeting", 0)
     metrics.refresh("w1")
-    metrics.parked("waiting")

@@ -594,6 +594,9 @@ class AppointmentWorkflow:
             s.parked_epoch = s.connection_epoch
             s.parked_until = _utc_z(now + timedelta(minutes=s.policy.reconnect_recheck_minutes))
             s.last_error = reason
+            # Replay-safe counter (the SDK skips it while replaying): how often Zoom work parks, and why.
+            workflow.metric_meter().create_counter(
+                "ratio_zoom_workflows_parked", "Zoom work parked by reason").add(1, {"reason": cause.type})
             if cause.type == act.ERR_DETACHED and s.zoom_meeting_id is not None:
                 self._audit_once("meeting.detached", f"detached:{s.zoom_meeting_id}",
                                  {"zoom_meeting_id": s.zoom_meeting_id, "reason": "zoom_disconnected"})
@@ -607,6 +610,8 @@ class AppointmentWorkflow:
             s.parked_until = _utc_z(retry_at)
             s.parked_epoch = s.connection_epoch
             s.zoom_link = "daily_limit"
+            workflow.metric_meter().create_counter(
+                "ratio_zoom_workflows_parked", "Zoom work parked by reason").add(1, {"reason": cause.type})
             s.last_error = f"Zoom's daily limit of meeting create/update requests is reached; waiting until {s.parked_until}"
             self._set_parked_status()
             return True

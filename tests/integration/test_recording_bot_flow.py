@@ -162,6 +162,15 @@ async def test_bot_follows_consent_reschedules_meeting_changes_and_cancel(bot_st
             break
         await asyncio.sleep(0.1)
     assert state.recording_bot.status == "waiting_for_host_permission" and "admit" in (state.recording_bot.note or "")
+    from sqlalchemy import select
+
+    from storage.models import AuditEvent
+
+    async with stack.services.db.sessions() as session:
+        events = list((await session.execute(select(AuditEvent.event).where(
+            AuditEvent.appointment_id == b.appointment_id).order_by(AuditEvent.seq))).scalars())
+    assert events.count("bot.scheduled") == 2 and events.count("bot.moved") == 2 and "bot.status" in events
+    assert "consent.granted" in events and events.count("bot.removed") == 1
 
     await stack.appointments.cancel(b.appointment_id, Cancel(request_id="c", actor="u"))
     await stack.appointments.handle(b.appointment_id).result()
