@@ -132,7 +132,7 @@ async def test_chaos(scenario: str, fresh_pg_url: str, chaos_emulator: ZoomEmula
             if extra:
                 report.violations.append(f"{extra} Zoom call(s) after the disconnect returned")
         else:
-            report.violations = await check_invariants(traffic, chaos_emulator, settings, sink)
+            report.violations = await check_invariants(traffic, chaos_emulator, settings, sink, report)
         if scenario == "token_expiry":
             assert report.faults["invalid_grant"] == 0  # rotation never raced
     finally:
