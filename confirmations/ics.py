@@ -1,83 +1,57 @@
-"""The iCalendar invite (RFC 5545, iTIP RFC 5546) attached to each attendee email.
+"""The iCalendar invite (RFC 5545 / iTIP RFC 5546) sent with each confirmation.
 
-- One `UID` per appointment (`appointment-{id}@ratio-zoom`) and the caller's growing `SEQUENCE`: calendar
-  clients update the same event on a reschedule or a new join URL and remove it on `METHOD:CANCEL`.
-- Times are UTC (`DTSTART:20260328T140000Z`), not `TZID` + `VTIMEZONE`. The appointment is an instant (the
-  Zoom meeting is scheduled as a UTC instant too); UTC in the invite states exactly that instant, which
-  every client renders in its viewer's own zone. A `TZID` would make clients re-derive the instant from
-  wall-clock time with *their* copy of the zone rules (most ignore an embedded VTIMEZONE for well-known
-  names), so a rules update on either side could put the calendar entry and the Zoom meeting an hour
-  apart. The human-facing zone is written in the email itself.
-- Only the recipient is listed as `ATTENDEE`: each attendee gets their own invite, so one attendee's
-  address is never disclosed to another. `RSVP=FALSE`: replies would go to a no-reply organizer address.
+A stable UID per appointment and a growing SEQUENCE make calendar clients update the same event on a
+reschedule and remove it on METHOD:CANCEL. Times are written in UTC (`...Z`): every client converts them
+into the viewer's zone, and no VTIMEZONE rules can drift across daylight-saving changes.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from icalendar import Calendar, Conference, Event, vCalAddress, vText
+from icalendar import Calendar, Event, vCalAddress, vText
 
-from confirmations.models import Attendee, InviteFacts
+from confirmations.models import InviteFacts, Recipient
 
-PRODID = "-//Ratio//ratio-zoom confirmations//EN"
-UID_DOMAIN = "ratio-zoom"
+PRODID = "-//Ratio//ratio-zoom//EN"
 
 
 def event_uid(appointment_id: str) -> str:
-    """The UID every invite about this appointment shares, whatever its kind or revision."""
-    return f"appointment-{appointment_id}@{UID_DOMAIN}"
+    return f"appointment-{appointment_id}@ratio-zoom"
 
 
-def ics_description(facts: InviteFacts) -> str:
-    """The event's DESCRIPTION: the appointment's own description, then how to join (or that it is off)."""
-    paragraphs = [facts.description] if facts.description else []
-    join_url = facts.attendee_join_url
-    if join_url is not None:
-        paragraphs.append(f"Join the Zoom meeting: {join_url}")
-    else:
-        paragraphs.append("This appointment has been cancelled.")
-    return "\n\n".join(paragraphs)
-
-
-def build_invite(facts: InviteFacts, attendee: Attendee, *, now: datetime | None = None) -> Calendar:
-    """The VCALENDAR for one attendee. `now` is DTSTAMP (pass a stored timestamp to rebuild it identically)."""
-    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
-    calendar = Calendar()
-    calendar.add("prodid", PRODID)
-    calendar.add("version", "2.0")
-    calendar.add("calscale", "GREGORIAN")
-    calendar.add("method", facts.kind.ics_method)
-
+def build_invite(facts: InviteFacts, recipient: Recipient, *, now: datetime | None = None) -> bytes:
+    cancel = facts.kind == "cancellation"
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", "CANCEL" if cancel else "REQUEST")
     event = Event()
     event.add("uid", event_uid(facts.appointment_id))
     event.add("sequence", facts.sequence)
-    event.add("dtstamp", stamp)
-    event.add("dtstart", facts.start)
-    event.add("dtend", facts.end)
-    event.add("summary", facts.display_title)
-    event.add("description", ics_description(facts))
-    event.add("status", "CANCELLED" if facts.cancelled else "CONFIRMED")
-    event.add("transp", "OPAQUE")
-    join_url = facts.attendee_join_url
-    if join_url is not None:
-        event.add("location", join_url)
-        event.add("url", join_url)
-        # RFC 7986 CONFERENCE: clients that know it show a "join" button instead of a plain location.
-        event.conferences = [Conference(join_url, feature="VIDEO", label="Zoom meeting")]
-    event.add("organizer", _address(facts.organizer_email, facts.organizer_name))
-    invitee = _address(attendee.email, attendee.name)
-    invitee.params["CUTYPE"] = vText("INDIVIDUAL")
-    invitee.params["ROLE"] = vText("REQ-PARTICIPANT")
-    invitee.params["PARTSTAT"] = vText("NEEDS-ACTION")
-    invitee.params["RSVP"] = vText("FALSE")
-    event.add("attendee", invitee)
-    calendar.add_component(event)
-    return calendar
-
-
-def _address(email: str, name: str) -> vCalAddress:
-    address = vCalAddress(f"mailto:{email}")
-    if name:
-        address.params["CN"] = vText(name)
-    return address
+    event.add("dtstamp", (now or datetime.now(timezone.utc)).astimezone(timezone.utc))
+    start = facts.start.astimezone(timezone.utc)
+    event.add("dtstart", start)
+    event.add("dtend", start + timedelta(minutes=facts.duration_minutes))
+    event.add("summary", facts.title)
+    description = facts.description or ""
+    if facts.join_url and not cancel:
+        event.add("location", facts.join_url)
+        event.add("url", facts.join_url)
+        description = f"{description}\n\nJoin the Zoom meeting: {facts.join_url}".strip()
+    if description:
+        event.add("description", description)
+    event.add("status", "CANCELLED" if cancel else "CONFIRMED")
+    organizer = vCalAddress(f"mailto:{facts.organizer_email}")
+    organizer.params["cn"] = vText(facts.organizer_name)
+    event.add("organizer", organizer)
+    attendee = vCalAddress(f"mailto:{recipient.email}")
+    if recipient.name:
+        attendee.params["cn"] = vText(recipient.name)
+    attendee.params["role"] = vText("REQ-PARTICIPANT")
+    attendee.params["partstat"] = vText("NEEDS-ACTION")
+    attendee.params["rsvp"] = vText("FALSE")
+    event.add("attendee", attendee)
+    cal.add_component(event)
+    return cal.to_ical()
