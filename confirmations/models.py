@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 Kind = Literal["confirmation", "update", "cancellation"]
 
 
 class InviteFacts(BaseModel):
+    # Validation errors must not echo the join URL (it embeds the passcode) into logs.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     appointment_id: str
     title: str
     description: str | None = None

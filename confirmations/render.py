@@ -17,10 +17,13 @@ SUBJECTS = {"confirmation": "Confirmed: {title}", "update": "Updated: {title}", 
 def _when(facts: InviteFacts, tz_name: str) -> str:
     tz = zoneinfo.ZoneInfo(tz_name)
     start = facts.start.astimezone(tz)
-    end = start + timedelta(minutes=facts.duration_minutes)
+    # Add the duration in UTC, then convert: aware-datetime arithmetic is wall-clock arithmetic, which is
+    # an hour off for a meeting that spans a daylight-saving change.
+    end = (facts.start + timedelta(minutes=facts.duration_minutes)).astimezone(tz)
     day = f"{start:%A}, {start.day} {start:%B %Y}"
     end_text = f"{end:%H:%M}" if end.date() == start.date() else f"{end.day} {end:%B} {end:%H:%M}"
-    return f"{day}, {start:%H:%M}–{end_text} ({tz_name}, UTC{_offset(start)})"
+    end_offset = "" if _offset(end) == _offset(start) else f", ends UTC{_offset(end)}"
+    return f"{day}, {start:%H:%M}–{end_text} ({tz_name}, UTC{_offset(start)}{end_offset})"
 
 
 def _offset(value: datetime) -> str:

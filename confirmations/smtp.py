@@ -65,7 +65,7 @@ class SmtpSender:
                 client: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=self._timeout, context=context)
             else:
                 client = smtplib.SMTP(cfg.host, cfg.port, timeout=self._timeout)
-            with client:
+            try:
                 client.ehlo()
                 if not cfg.implicit_tls:
                     if client.has_extn("starttls"):
@@ -76,6 +76,13 @@ class SmtpSender:
                 if cfg.username and cfg.password is not None:
                     client.login(cfg.username, cfg.password)
                 client.send_message(message, to_addrs=[recipient])
+            finally:
+                # The outcome is known once DATA is answered: a failing QUIT must not turn an accepted
+                # message into a "temporary error" that the retry would send a second time.
+                try:
+                    client.quit()
+                except (smtplib.SMTPException, OSError):
+                    client.close()
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise _classified(code, text) from None

@@ -115,3 +115,22 @@ def test_the_password_never_shows() -> None:
     assert "s3cr" not in repr(config) and "s3cr" not in repr(SmtpSender(config))
     with pytest.raises(ValueError):
         SmtpConfig.from_url("http://smtp.example.com")
+
+
+def test_end_time_of_a_meeting_that_spans_a_daylight_saving_change() -> None:
+    # Berlin springs forward at 01:00Z on 2026-03-29 (02:00 -> 03:00 local): 00:30Z for 60 min ends 01:30Z,
+    # which is 03:30 summer time, not the 02:30 that wall-clock arithmetic would claim.
+    text = parts(build_message(facts(start=datetime(2026, 3, 29, 0, 30, tzinfo=timezone.utc), duration_minutes=60),
+                               Recipient(email="b@example.com", timezone="Europe/Berlin"), sender="r@x.io",
+                               message_id="<d@x>"))[0]
+    assert "Sunday, 29 March 2026, 01:30–03:30 (Europe/Berlin, UTC+01:00, ends UTC+02:00)" in text
+
+
+def test_invite_facts_errors_do_not_echo_the_join_url() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as error:
+        InviteFacts(appointment_id="a", title="t", start=datetime(2030, 1, 1, tzinfo=timezone.utc), duration_minutes=5,
+                    host_timezone="UTC", join_url=[JOIN], sequence=1, kind="confirmation",  # type: ignore[arg-type]
+                    organizer_email="x@y.z")
+    assert "abc123" not in str(error.value)

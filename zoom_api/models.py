@@ -17,7 +17,8 @@ AGENDA_MAX = 2000
 
 
 class _ZoomModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a validation error must never echo a join URL (passcode) or token into a log.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
 
 
 class ZoomUser(_ZoomModel):
