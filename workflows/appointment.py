@@ -791,7 +791,8 @@ class AppointmentWorkflow:
                 start_time=_utc_z(start), duration_minutes=a.duration_minutes, timezone=a.timezone, join_url=join_url,
                 attendees=[act.EmailAttendee(name=x.name, email=x.email, timezone=x.timezone) for x in a.attendees]),
             result_type=act.SendConfirmationsResult,
-            start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=60),
+            # heartbeats once per attendee; one SMTP exchange is bounded by a 20 s timeout
+            start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10)),
             summary=f"email attendees: {kind} (revision {s.email_revision})",
         )
