@@ -37,9 +37,13 @@ def _descendants(pid: int) -> set[int]:
 
 def test_dev_stack_comes_up_and_stops_cleanly(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("temporal", "ui", "api", "emulator")}
-    ports["smtp"] = free_port()
-    while _port_taken(ports["smtp"] + 1):
-        ports["smtp"] = free_port()
+    # The sink takes two neighbouring ports (SMTP, HTTP). Pick them below the kernel's ephemeral range, where
+    # the dev server's own dynamically bound ports (metrics, internal services) cannot land.
+    import random
+
+    ports["smtp"] = random.randrange(20000, 30000, 2)
+    while _port_taken(ports["smtp"]) or _port_taken(ports["smtp"] + 1):
+        ports["smtp"] = random.randrange(20000, 30000, 2)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "TOKEN_", "PAYLOAD_", "DATABASE_"))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ratio_zoom.cli", "dev", "--emulate", "--data-dir", str(tmp_path / ".data"),
