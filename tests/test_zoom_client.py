@@ -115,7 +115,7 @@ async def test_missing_scope_is_a_permission_problem(emu: ZoomEmulatorHandle) ->
             await zoom.get_on_behalf_token(token)
     assert problem.value.code == 4711
     assert missing_scopes(frozenset({"user:read:user", "meeting:read:meeting"})) == [
-        "meeting:delete:meeting", "meeting:update:meeting", "meeting:write:meeting"]
+        "meeting:delete:meeting", "meeting:read:list_meetings", "meeting:update:meeting", "meeting:write:meeting"]
     assert missing_scopes(frozenset({"meeting:write", "meeting:read", "user:read"})) == []
 
 

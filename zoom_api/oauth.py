@@ -20,9 +20,11 @@ from zoom_api.client import new_http_client
 from zoom_api.errors import InvalidGrant, OAuthError, OAuthServerError, ZoomTransportError
 from zoom_api.models import TokenSet
 
+# meeting:read:list_meetings: the exactly-once create reconciles a lost response by listing the host's
+# upcoming meetings (GET /users/me/meetings needs this granular scope; classic apps get it with meeting:read).
 REQUIRED_SCOPES = frozenset(
     {"meeting:write:meeting", "meeting:update:meeting", "meeting:delete:meeting", "meeting:read:meeting",
-     "user:read:user"}
+     "meeting:read:list_meetings", "user:read:user"}
 )
 # Classic (pre-granular) names that grant the same: accepted when Zoom reports a classic app's scopes.
 CLASSIC_EQUIVALENTS = {
@@ -30,6 +32,7 @@ CLASSIC_EQUIVALENTS = {
     "meeting:update:meeting": "meeting:write",
     "meeting:delete:meeting": "meeting:write",
     "meeting:read:meeting": "meeting:read",
+    "meeting:read:list_meetings": "meeting:read",
     "user:read:user": "user:read",
 }
 OBF_TOKEN_SCOPE = "user:read:token"

@@ -343,8 +343,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
         return Response(status_code=204)
 
     async def list_meetings(request: Request, grant: Grant, user: User) -> Response:
-        if not has_scope(grant, "meeting:read:meeting", "meeting:read"):
-            return scope_error("meeting:read:meeting")
+        if not has_scope(grant, "meeting:read:list_meetings", "meeting:read"):
+            return scope_error("meeting:read:list_meetings")
         try:
             page_size = min(max(int(request.query_params.get("page_size", "30")), 1), 300)
             offset = int(request.query_params.get("next_page_token") or "0", 36) if request.query_params.get("next_page_token") else 0

@@ -11,7 +11,7 @@ from typing import Any
 ACCESS_TOKEN_SECONDS = 3600
 CODE_SECONDS = 300
 DEFAULT_SCOPES = ("meeting:write:meeting meeting:update:meeting meeting:delete:meeting meeting:read:meeting "
-                  "user:read:user user:read:token")
+                  "meeting:read:list_meetings user:read:user user:read:token")
 
 
 @dataclass

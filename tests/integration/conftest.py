@@ -128,7 +128,7 @@ async def api(temporal_env, fresh_pg_url: str, zoom_emulator: ZoomEmulatorHandle
                                     server_services.zoom, notify=temporal_notifier(temporal_env.client))
     await zoom_emulator.set_next_consent(user_id="z8yCxjabR7qYD9Yc7ScTLA",
                                          scopes="meeting:write:meeting meeting:update:meeting meeting:delete:meeting "
-                                                "meeting:read:meeting user:read:user")
+                                                "meeting:read:meeting meeting:read:list_meetings user:read:user")
     with serving(create_app(server_services, connections), port) as base:
         async with httpx.AsyncClient(follow_redirects=False, timeout=20) as http:
             yield Api(base=base, services=services, emulator=zoom_emulator, http=http)

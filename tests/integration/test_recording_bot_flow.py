@@ -225,7 +225,7 @@ async def test_a_retried_schedule_adopts_the_bot_instead_of_creating_a_second(bo
 
 
 FULL_SCOPES = ("meeting:write:meeting meeting:update:meeting meeting:delete:meeting meeting:read:meeting "
-               "user:read:user")
+               "meeting:read:list_meetings user:read:user")
 
 
 async def test_obf_token_is_minted_at_launch_only_with_the_scope(bot_stack) -> None:  # type: ignore[no-untyped-def]
