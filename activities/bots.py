@@ -44,6 +44,9 @@ def _as_application_error(exc: BotError) -> ApplicationError:
                                 category=ApplicationErrorCategory.BENIGN)
     if isinstance(exc, BotAuthError):
         return ApplicationError(str(exc), type=act.ERR_BOT_AUTH, non_retryable=True)
+    if not exc.retryable:
+        # A 400/404 answer will not change on retry: fail the step with the reason (shown in state).
+        return ApplicationError(str(exc), type="BotProviderRefused", non_retryable=True)
     return ApplicationError(str(exc), type="BotProviderUnavailable")
 
 

@@ -171,8 +171,13 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
         appointment_id = event.metadata.get("appointment_id")
         if not appointment_id or bot_signaller is None:
             return JSONResponse({"status": "ignored", "reason": "no appointment in the bot's metadata"})
-        await _audit_bot_status(services, appointment_id, event)
-        await bot_signaller(appointment_id, event)
+        try:
+            await _audit_bot_status(services, appointment_id, event)
+            await bot_signaller(appointment_id, event)
+        except Exception:  # noqa: BLE001 - answered 503 so the provider redelivers; logged with the reason
+            log.exception("could not relay recording-bot status for appointment %s", appointment_id)
+            await _forget_delivery(services, f"recall:{event.delivery_id}")  # let the redelivery through
+            return JSONResponse({"detail": "temporarily unable to record the status"}, status_code=503)
         return JSONResponse({"status": "relayed", "bot_status": event.status})
 
     @app.get("/v1/recording-bot/zoom-obf-token")
@@ -242,6 +247,13 @@ async def _audit_bot_status(services: Services, appointment_id: str, event) -> N
             workspace_id=conference.workspace_id, appointment_id=appointment_id, event="bot.status", actor="provider",
             dedupe_key=f"recall:{event.delivery_id}", details={"bot_id": event.bot_id, "status": event.status,
                                                                "sub_code": event.sub_code}))
+
+
+async def _forget_delivery(services: Services, key: str) -> None:
+    async with services.db.transaction() as session:
+        row = await session.get(WebhookDelivery, key)
+        if row is not None:
+            await session.delete(row)
 
 
 async def _first_delivery(services: Services, key: str) -> bool:
