@@ -115,9 +115,11 @@ def create_app(config: EmulatorConfig) -> Starlette:
     def log_call(request: Request, operation: str, status: int, user_id: str | None) -> None:
         auth = request.headers.get("authorization", "")
         fingerprint = hashlib.sha256(auth.encode()).hexdigest()[:12] if auth else None
+        # token_owner names the user even when the token is dead: "no call with a revoked token" is checkable.
         emu.world.calls.append({"at": iso(emu.world.clock.utcnow()), "method": request.method,
                                 "path": request.url.path, "operation": operation, "status": status,
-                                "user_id": user_id, "token_fingerprint": fingerprint})
+                                "user_id": user_id, "token_fingerprint": fingerprint,
+                                "token_owner": emu.world.token_owner(auth.partition(" ")[2])})
         emu.world.count(f"{operation}:{status}")
 
     async def apply_faults(request: Request) -> Response | str | None:

@@ -117,6 +117,10 @@ class World:
                 return grant
         return None
 
+    def token_owner(self, token: str) -> str | None:
+        """The Zoom user whose grant issued this access token, alive or dead (for the call log only)."""
+        return next((g.user_id for g in self.grants if token and g.access_token == token), None)
+
     def grant_for_refresh(self, token: str) -> Grant | None:
         for grant in self.grants:
             if grant.refresh_token == token and grant.alive:

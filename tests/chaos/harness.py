@@ -1,10 +1,13 @@
 """The chaos harness: a Temporal dev server we can restart (SQLite file kept), worker processes we can kill,
-the Zoom emulator with faults, real PostgreSQL; random traffic through the public contract only; and one
-invariant checker that reads the emulators' inspection endpoints and the database."""
+the HTTP API as its own process, the Zoom and Recall emulators with faults, an SMTP sink, real PostgreSQL;
+random traffic through the public contract only; and one invariant checker that reads the emulators'
+inspection endpoints, the mailbox and the database."""
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import os
 import random
 import shutil
@@ -12,22 +15,41 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
+from icalendar import Calendar
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from contract.appointment import AppointmentInput, Attendee, Cancel, ConferenceResult, Reschedule, UpdateDetails
-from emulators.zoom_server.testing import ZoomEmulatorHandle, free_port
+from connections.service import ConnectionService
+from contract.appointment import (AppointmentInput, AppointmentStateView, Attendee, Cancel, ConferenceResult, Consent, Reschedule,
+                                  UpdateDetails)
+from emulators.recording_bot.app import BotEmulatorConfig, create_app as recall_app
+from emulators.smtp_sink.testing import running_smtp_sink
+from emulators.zoom_server.app import EmulatorConfig
+from emulators.zoom_server.testing import ZoomEmulatorHandle, free_port, running_zoom_emulator
 from ratio_zoom.converter import data_converter
+from ratio_zoom.services import Services
 from ratio_zoom.settings import Settings
 from ratio_zoom.temporal import SEARCH_ATTRIBUTE_FLAGS
+from ratio_zoom.threaded_server import serving
 from storage import audit
+from storage.db import Database
+from tests.conftest import make_settings
 from tests.integration.worker_process import WorkerProcess, worker_env
+
+T = TypeVar("T")
+RECALL_KEY = "chaos-recall-key"
+RECALL_SECRET = "chaos-recall-webhook-secret"
+ZOOM_SCOPES = ("meeting:write:meeting meeting:update:meeting meeting:delete:meeting meeting:read:meeting "
+               "meeting:read:list_meetings user:read:user")
 
 
 class TemporalServer:
@@ -77,12 +99,25 @@ class TemporalServer:
 
 @dataclass
 class Expected:
+    """What the history of messages we sent implies for one appointment."""
+
     booking: AppointmentInput
+    workspace: str
     cancelled: bool = False
     start: datetime | None = None
     duration: int = 30
     title: str = ""
+    note_taking: bool = False
+    consent: bool | None = None  # the latest consent message, None before any
     last_request: str | None = None
+
+    @property
+    def appointment_id(self) -> str:
+        return self.booking.appointment_id
+
+    @property
+    def wants_bot(self) -> bool:
+        return not self.cancelled and self.note_taking and self.consent is True
 
 
 @dataclass
@@ -92,103 +127,161 @@ class Report:
     faults: dict[str, int] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
 
+    def add(self, fault: str, n: int = 1) -> None:
+        self.faults[fault] = self.faults.get(fault, 0) + n
+
     def line(self) -> str:
         faults = ", ".join(f"{k}={v}" for k, v in sorted(self.faults.items())) or "none"
         return (f"chaos {self.scenario}: {self.appointments} appointments, faults injected: {faults}; "
                 f"invariant violations: {len(self.violations)}")
 
 
-class Traffic:
-    """Random interleavings of book / reschedule / details / cancel, through the public contract only."""
+async def retrying(fn: Callable[[], Awaitable[T]], attempts: int = 120) -> T:
+    """The core app's behaviour towards Temporal: keep trying while the server restarts."""
+    for attempt in range(attempts):
+        try:
+            return await fn()
+        except (RPCError, RuntimeError, ConnectionError):
+            await asyncio.sleep(0.25 + 0.05 * attempt)
+    raise RuntimeError("Temporal stayed unreachable")
 
-    def __init__(self, client: Client, task_queue: str, workspace: str, rng: random.Random) -> None:
+
+class Traffic:
+    """Random interleavings of book / reschedule / details / consent / cancel over several workspaces,
+    through the public contract only (the core app's Temporal client)."""
+
+    def __init__(self, client: Client, task_queue: str, workspaces: list[str], rng: random.Random) -> None:
         self.client = client
         self.queue = task_queue
-        self.workspace = workspace
+        self.workspaces = workspaces
         self.rng = rng
         self.expected: dict[str, Expected] = {}
         self.base = (datetime.now(timezone.utc) + timedelta(days=2)).replace(second=0, microsecond=0)
 
-    async def _retry(self, fn, *args: Any) -> Any:  # type: ignore[no-untyped-def]
-        for attempt in range(120):  # the server may be restarting
-            try:
-                return await fn(*args)
-            except (RPCError, RuntimeError, ConnectionError):
-                await asyncio.sleep(0.25 + 0.05 * attempt)
-        raise RuntimeError("Temporal stayed unreachable")
+    def _start(self) -> datetime:
+        return self.base + timedelta(minutes=15 * self.rng.randint(0, 400))
+
+    def handle(self, appointment_id: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(f"appointment-{appointment_id}")
 
     async def book(self) -> None:
         appointment_id = f"chaos-{uuid.uuid4().hex[:10]}"
-        start = self.base + timedelta(minutes=15 * self.rng.randint(0, 400))
+        start = self._start()
         title = f"Chaos {appointment_id}"
-        booking = AppointmentInput(appointment_id=appointment_id, workspace_id=self.workspace, title=title,
+        workspace = self.rng.choice(self.workspaces)
+        note_taking = self.rng.random() < 0.5
+        booking = AppointmentInput(appointment_id=appointment_id, workspace_id=workspace, title=title,
                                    start_time=start.isoformat(), duration_minutes=30, timezone="Europe/Madrid",
-                                   conference_provider="zoom", attendees=[Attendee(name="C", email="c@example.com")])
-        self.expected[appointment_id] = Expected(booking=booking, start=start, duration=30, title=title)
-        await self._retry(lambda: self.client.start_workflow(
+                                   conference_provider="zoom", note_taking_enabled=note_taking,
+                                   attendees=[Attendee(name="C", email="c@example.com")])
+        self.expected[appointment_id] = Expected(booking=booking, workspace=workspace, start=start, duration=30,
+                                                 title=title, note_taking=note_taking)
+        await retrying(lambda: self.client.start_workflow(
             "AppointmentWorkflow", booking, id=f"appointment-{appointment_id}", task_queue=self.queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING))
+        if note_taking and self.rng.random() < 0.5:
+            await self.consent(self.expected[appointment_id], True)  # the client consents while booking
+
+    async def consent(self, e: Expected, granted: bool) -> None:
+        rid = f"k-{uuid.uuid4().hex[:8]}"
+        msg = Consent(request_id=rid, granted=granted, actor="client-portal", subject="client:chaos",
+                      channel="web", consent_text_version="2026-01", occurred_at=datetime.now(timezone.utc).isoformat())
+        await retrying(lambda: self.handle(e.appointment_id).signal("consent", msg))
+        e.consent, e.last_request = granted, rid
 
     async def change(self) -> None:
         live = [e for e in self.expected.values() if not e.cancelled]
         if not live:
             return
         e = self.rng.choice(live)
-        handle = self.client.get_workflow_handle(f"appointment-{e.booking.appointment_id}")
+        handle = self.handle(e.appointment_id)
         rid = f"q-{uuid.uuid4().hex[:8]}"
         roll = self.rng.random()
-        if roll < 0.2:
-            await self._retry(handle.signal, "cancel", Cancel(request_id=rid, actor="chaos"))
+        if roll < 0.15:
+            await retrying(lambda: handle.signal("cancel", Cancel(request_id=rid, actor="chaos")))
             e.cancelled = True
-        elif roll < 0.4:
-            title = f"Chaos {e.booking.appointment_id} v{self.rng.randint(2, 99)}"
-            await self._retry(handle.signal, "update_details", UpdateDetails(request_id=rid, title=title))
+        elif roll < 0.32:
+            title = f"Chaos {e.appointment_id} v{self.rng.randint(2, 99)}"
+            await retrying(lambda: handle.signal("update_details", UpdateDetails(request_id=rid, title=title)))
             e.title = title
+        elif roll < 0.47:
+            # Grants dominate so that bots are dispatched, moved and removed under fire.
+            await self.consent(e, self.rng.random() < 0.7)
+            return
         else:
-            start = self.base + timedelta(minutes=15 * self.rng.randint(0, 400))
+            start = self._start()
             duration = self.rng.choice([15, 30, 45, 60, 90])
-            await self._retry(handle.signal, "reschedule", Reschedule(request_id=rid, start_time=start.isoformat(),
-                                                                     duration_minutes=duration))
+            await retrying(lambda: handle.signal("reschedule", Reschedule(
+                request_id=rid, start_time=start.isoformat(), duration_minutes=duration)))
             e.start, e.duration = start, duration
         e.last_request = rid
 
-    async def settle_detached(self, timeout: float = 120) -> list[str]:
+    def of(self, workspaces: set[str]) -> list[Expected]:
+        return [e for e in self.expected.values() if e.workspace in workspaces]
+
+    async def _await_conference(self, e: Expected, timeout: float) -> ConferenceResult:
+        return await retrying(lambda: self.handle(e.appointment_id).execute_update(
+            "await_conference", {"after_request_id": e.last_request, "timeout_seconds": timeout},
+            result_type=ConferenceResult))
+
+    async def settle_detached(self, workspaces: set[str], timeout: float = 120) -> list[str]:
         """After a disconnect: every open appointment answers with `detached` (or is cancelled)."""
         problems = []
-        for e in self.expected.values():
-            handle: WorkflowHandle = self.client.get_workflow_handle(f"appointment-{e.booking.appointment_id}")
+        for e in self.of(workspaces):
             if e.cancelled:
-                await asyncio.wait_for(self._retry(handle.result), timeout=timeout)
+                await asyncio.wait_for(retrying(self.handle(e.appointment_id).result), timeout=timeout)
                 continue
-            answer = await self._retry(lambda: handle.execute_update(
-                "await_conference", {"after_request_id": e.last_request, "timeout_seconds": timeout},
-                result_type=ConferenceResult))
+            answer = await self._await_conference(e, timeout)
             if answer.conference.status not in ("detached", "ready"):
-                problems.append(f"{e.booking.appointment_id}: {answer.conference.status} after disconnect")
-            history = [ev async for ev in handle.fetch_history_events()]
-            if any(ev.HasField("workflow_task_failed_event_attributes") for ev in history):
-                problems.append(f"{e.booking.appointment_id}: a workflow task failed")
+                problems.append(f"{e.appointment_id}: {answer.conference.status} after disconnect")
         return problems
 
-    async def settle(self, timeout: float = 240) -> list[str]:
+    async def settle(self, workspaces: set[str], timeout: float = 240) -> list[str]:
+        """Every cancelled appointment's workflow completes; every live one applies our last message and is
+        `ready` within `timeout` (one parked on Zoom, say until the daily quota resets, may take a while)."""
         problems = []
-        for e in self.expected.values():
-            handle: WorkflowHandle = self.client.get_workflow_handle(f"appointment-{e.booking.appointment_id}")
+        deadline = asyncio.get_running_loop().time() + timeout
+        for e in self.of(workspaces):
+            remaining = max(1.0, deadline - asyncio.get_running_loop().time())
             try:
                 if e.cancelled:
-                    await asyncio.wait_for(self._retry(handle.result), timeout=timeout)
-                else:
-                    answer = await self._retry(lambda: handle.execute_update(
-                        "await_conference", {"after_request_id": e.last_request, "timeout_seconds": timeout},
-                        result_type=ConferenceResult))
-                    if not answer.applied or answer.conference.status != "ready":
-                        problems.append(f"{e.booking.appointment_id}: not settled ({answer.conference.status}, {answer.reason})")
+                    await asyncio.wait_for(retrying(self.handle(e.appointment_id).result), timeout=remaining)
+                    continue
+                while True:
+                    answer = await self._await_conference(e, min(remaining, 60.0))
+                    remaining = deadline - asyncio.get_running_loop().time()
+                    if answer.applied and answer.conference.status == "ready":
+                        break
+                    if answer.conference.status in ("waiting_for_zoom", "pending") and remaining > 0:
+                        await asyncio.sleep(1.0)
+                        continue
+                    problems.append(f"{e.appointment_id}: not settled ({answer.conference.status}, "
+                                    f"{answer.conference.reason or answer.reason})")
+                    break
             except asyncio.TimeoutError:
-                problems.append(f"{e.booking.appointment_id}: did not settle in {timeout:.0f}s")
+                problems.append(f"{e.appointment_id}: did not settle in {timeout:.0f}s")
+        return problems
+
+    async def count_status(self, conference_status: str) -> int:
+        """How many open appointments report this conference status right now (the `state` query)."""
+        count = 0
+        for e in self.expected.values():
+            if not e.cancelled:
+                view = await retrying(lambda: self.handle(e.appointment_id).query("state", result_type=AppointmentStateView))
+                count += view.conference.status == conference_status
+        return count
+
+    async def failed_workflow_tasks(self) -> list[str]:
+        """No workflow may be stuck (or have been stuck) on a failing workflow task: that is a bug, not chaos."""
+        problems = []
+        for e in self.expected.values():
+            history = [ev async for ev in self.handle(e.appointment_id).fetch_history_events()]
+            if any(ev.HasField("workflow_task_failed_event_attributes") for ev in history):
+                problems.append(f"{e.appointment_id}: a workflow task failed")
         return problems
 
 
-def check_emails(traffic: Traffic, messages: list[dict[str, Any]]) -> tuple[list[str], int]:
+def check_emails(expected: list[Expected], messages: list[dict[str, Any]]) -> tuple[list[str], int]:
     """Every attendee got what the history implies: the last invite of a live appointment carries its final
     time and duration, a confirmed appointment that was cancelled got a cancellation, nothing was skipped.
 
@@ -196,11 +289,6 @@ def check_emails(traffic: Traffic, messages: list[dict[str, Any]]) -> tuple[list
     at-least-once window of SMTP (a worker killed between the server's 250 and our commit); mail clients
     collapse it, so it is counted and reported, not a violation. Two *different* messages for one
     (revision, attendee, kind) cannot happen: the Message-ID is derived from exactly that."""
-    import email
-    import email.policy
-
-    from icalendar import Calendar
-
     problems: list[str] = []
     seen: dict[str, int] = {}
     last: dict[str, tuple[int, str, datetime, int]] = {}
@@ -218,73 +306,186 @@ def check_emails(traffic: Traffic, messages: list[dict[str, Any]]) -> tuple[list
                 last[appointment_id] = (sequence, str(cal["METHOD"]), event["DTSTART"].dt,
                                         int((event["DTEND"].dt - event["DTSTART"].dt).total_seconds() // 60))
     redeliveries = sum(n - 1 for n in seen.values() if n > 1)
-    for appointment_id, e in traffic.expected.items():
-        got = last.get(appointment_id)
+    for e in expected:
+        got = last.get(e.appointment_id)
         if e.cancelled:
             if got is not None and got[1] != "CANCEL":
-                problems.append(f"{appointment_id}: cancelled, but the last invite is {got[1]}")
+                problems.append(f"{e.appointment_id}: cancelled, but the last invite is {got[1]}")
         elif got is None:
-            problems.append(f"{appointment_id}: the attendee never got a confirmation")
+            problems.append(f"{e.appointment_id}: the attendee never got a confirmation")
         elif (got[1], got[2], got[3]) != ("REQUEST", e.start, e.duration):
-            problems.append(f"{appointment_id}: last invite says {got[1]} {got[2]} {got[3]}m, want {e.start} {e.duration}m")
+            problems.append(f"{e.appointment_id}: last invite says {got[1]} {got[2]} {got[3]}m, want {e.start} {e.duration}m")
     return problems, redeliveries
 
 
-async def check_invariants(traffic: Traffic, emulator: ZoomEmulatorHandle, settings: Settings,
-                           sink: Any = None, report: Report | None = None) -> list[str]:
-    violations = await traffic.settle()
-    if sink is not None:
-        # Emails go out after the conference settles; an email activity on a killed worker is retried only
-        # after its heartbeat timeout. Wait (bounded) until the mailbox matches the history, then judge.
-        for _ in range(120):
-            email_problems, redeliveries = check_emails(traffic, sink.messages)
-            if not email_problems:
-                break
-            await asyncio.sleep(1.0)
-        violations += email_problems
-        if report is not None:
-            report.faults["email_redeliveries_same_message_id"] = redeliveries
-    meetings = await emulator.meetings()
+def live_meetings(meetings: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     by_appointment: dict[str, list[dict[str, Any]]] = {}
     for m in meetings:
         if m["topic"].startswith("Chaos ") and not m["deleted"]:
             by_appointment.setdefault(m["topic"].split()[1], []).append(m)
-    for appointment_id, e in traffic.expected.items():
-        live = by_appointment.get(appointment_id, [])
+    return by_appointment
+
+
+def check_meetings(expected: list[Expected], meetings: list[dict[str, Any]], known: set[str]) -> list[str]:
+    """Every live appointment owns exactly one meeting with its title, time and duration; a cancelled one none."""
+    violations = []
+    by_appointment = live_meetings(meetings)
+    for e in expected:
+        live = by_appointment.get(e.appointment_id, [])
         if e.cancelled:
             if live:
-                violations.append(f"{appointment_id}: cancelled but owns {len(live)} meeting(s)")
+                violations.append(f"{e.appointment_id}: cancelled but owns {len(live)} meeting(s)")
             continue
         if len(live) != 1:
-            violations.append(f"{appointment_id}: owns {len(live)} live meetings")
+            violations.append(f"{e.appointment_id}: owns {len(live)} live meetings")
             continue
         m = live[0]
         got = datetime.fromisoformat(m["start_time"].replace("Z", "+00:00"))
         if got != e.start or m["duration"] != e.duration or m["topic"] != e.title:
-            violations.append(f"{appointment_id}: Zoom has {m['topic']!r} {got} {m['duration']}m, want {e.title!r} {e.start} {e.duration}m")
-        handle = traffic.client.get_workflow_handle(f"appointment-{appointment_id}")
-        history = [ev async for ev in handle.fetch_history_events()]
-        if any(ev.HasField("workflow_task_failed_event_attributes") for ev in history):
-            violations.append(f"{appointment_id}: a workflow task failed")
-    from storage.db import Database
-
-    db = Database(settings.database_url)
-    try:
-        async with db.sessions() as session:
-            report = await audit.verify_workspace(session, traffic.workspace)
-        if not report.ok:
-            violations.append(f"audit chain broken at row {report.first_broken_id}: {report.problem}")
-    finally:
-        await db.dispose()
+            violations.append(f"{e.appointment_id}: Zoom has {m['topic']!r} {got} {m['duration']}m, "
+                              f"want {e.title!r} {e.start} {e.duration}m")
+    violations += [f"orphan meeting for unknown appointment {a}" for a in by_appointment if a not in known]
     return violations
 
 
-def spawn_workers(settings: Settings, address: str, count: int) -> list[WorkerProcess]:
-    env = worker_env(settings, address)
-    workers = [WorkerProcess(env) for _ in range(count)]
-    for w in workers:
-        w.start()
-    return workers
+def check_bots(expected: list[Expected], bots: list[dict[str, Any]], meetings: list[dict[str, Any]],
+               known: set[str]) -> list[str]:
+    """Both gates on -> exactly one live bot, on the appointment's live meeting at its start time; otherwise
+    none. A live bot whose appointment we never booked is an orphan."""
+    violations = []
+    join_urls = {a: ms[0]["join_url"] for a, ms in live_meetings(meetings).items() if len(ms) == 1}
+    live: dict[str, list[dict[str, Any]]] = {}
+    for b in bots:
+        if not b["deleted"] and not b["left"]:
+            live.setdefault(b["metadata"].get("appointment_id", "?"), []).append(b)
+    for e in expected:
+        mine = live.get(e.appointment_id, [])
+        if not e.wants_bot:
+            if mine:
+                violations.append(f"{e.appointment_id}: {len(mine)} live bot(s) but the gates are closed "
+                                  f"(note-taking {e.note_taking}, consent {e.consent}, cancelled {e.cancelled})")
+            continue
+        if len(mine) != 1:
+            violations.append(f"{e.appointment_id}: wants one bot, has {len(mine)}")
+            continue
+        bot = mine[0]
+        assert e.start is not None
+        joins = datetime.fromisoformat(bot["join_at"].replace("Z", "+00:00"))
+        if joins != e.start or bot["meeting_url"] != join_urls.get(e.appointment_id):
+            violations.append(f"{e.appointment_id}: bot joins {bot['join_at']} (want {e.start.isoformat()}) "
+                              f"{'the live meeting' if bot['meeting_url'] == join_urls.get(e.appointment_id) else 'another meeting'}")
+    violations += [f"orphan bot for unknown appointment {a}" for a in live if a not in known]
+    return violations
 
 
-__all__ = ["TemporalServer", "Traffic", "Report", "check_invariants", "spawn_workers", "data_converter"]
+@dataclass
+class ChaosStack:
+    """Everything a scenario breaks, wired the way a deployment wires it."""
+
+    server: TemporalServer
+    zoom: ZoomEmulatorHandle
+    recall_base: str
+    sink: Any
+    settings: Settings
+    services: Services
+    client: Client
+    workers: list[WorkerProcess]
+    api: WorkerProcess
+    api_base: str
+    background: list[asyncio.Task[None]] = field(default_factory=list)  # a scenario's timed faults
+
+    async def connect(self, workspace: str, zoom_user: str) -> None:
+        """An Owner connects `workspace` to the Zoom user `zoom_user` (the OAuth flow, against the emulator)."""
+        await self.zoom.add_user(zoom_user, f"{zoom_user}@example.com")
+        await self.zoom.set_next_consent(user_id=zoom_user, scopes=ZOOM_SCOPES)
+        connections = ConnectionService(self.services.db, self.services.vault, self.services.oauth, self.services.zoom)
+        url = await connections.start_connect(workspace, "chaos", "owner", "https://ratio.example/")
+        async with httpx.AsyncClient() as http:
+            callback = httpx.URL((await http.get(url)).headers["location"])
+        outcome = await connections.complete_connect(callback.params["code"], callback.params["state"], None)
+        assert "connected" in outcome, outcome
+
+    async def bots(self) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(timeout=20) as http:
+            return list((await http.get(f"{self.recall_base}/_emulator/bots")).json())
+
+    def restart_dead_workers(self) -> None:
+        for w in self.workers:
+            if not w.running:
+                w.start()
+
+    async def check(self, traffic: Traffic, workspaces: set[str], report: Report) -> list[str]:
+        """All invariants for the appointments of `workspaces`, once their work has settled."""
+        expected = traffic.of(workspaces)
+        violations = await traffic.settle(workspaces)
+        # Emails and bots follow once the conference is settled; an activity on a killed worker resumes only
+        # after its heartbeat timeout. Wait (bounded) until both match the history, then judge.
+        for _ in range(120):
+            email_problems, redeliveries = check_emails(expected, self.sink.messages)
+            bot_problems = check_bots(expected, await self.bots(), await self.zoom.meetings(), set(traffic.expected))
+            if not email_problems and not bot_problems:
+                break
+            await asyncio.sleep(1.0)
+        violations += email_problems + bot_problems
+        report.faults["email_redeliveries_same_message_id"] = redeliveries
+        report.faults["bots_live"] = sum(1 for e in expected if e.wants_bot)
+        violations += check_meetings(expected, await self.zoom.meetings(), set(traffic.expected))
+        violations += await traffic.failed_workflow_tasks()
+        db = Database(self.settings.database_url)
+        try:
+            async with db.sessions() as session:
+                for workspace in sorted(workspaces):
+                    chain = await audit.verify_workspace(session, workspace)
+                    if not chain.ok:
+                        violations.append(f"{workspace}: audit chain broken at row {chain.first_broken_id}: {chain.problem}")
+        finally:
+            await db.dispose()
+        return violations
+
+
+@asynccontextmanager
+async def chaos_stack(database_url: str, data_dir: Path, *, workers: int = 2,
+                      zoom_config: EmulatorConfig | None = None) -> AsyncIterator[ChaosStack]:
+    async with AsyncExitStack() as stack:
+        server = TemporalServer(data_dir)
+        await server.start()
+        stack.callback(server.stop)
+        zoom = await stack.enter_async_context(running_zoom_emulator(zoom_config or EmulatorConfig(
+            client_id="test-client-id", client_secret="test-client-secret",
+            webhook_secret_token="test-webhook-secret")))
+        api_port = free_port()
+        recall_base = stack.enter_context(serving(recall_app(BotEmulatorConfig(
+            api_key=RECALL_KEY, webhook_secret=RECALL_SECRET,
+            webhook_url=f"http://127.0.0.1:{api_port}/v1/webhooks/recording-bot")), free_port(), name="recall"))
+        sink = stack.enter_context(running_smtp_sink())
+        queue = f"chaos-{uuid.uuid4().hex[:6]}"
+        settings = make_settings(database_url, ZOOM_API_BASE_URL=zoom.api_base_url, ZOOM_OAUTH_BASE_URL=zoom.oauth_base_url,
+                                 TEMPORAL_TASK_QUEUE=queue, SMTP_URL=sink.smtp_url, API_BIND=f"127.0.0.1:{api_port}",
+                                 RECORDING_BOT_API_URL=recall_base, RECORDING_BOT_API_KEY=RECALL_KEY,
+                                 RECORDING_BOT_WEBHOOK_SECRET=RECALL_SECRET)
+        services = Services.create(settings)
+        stack.push_async_callback(services.aclose)
+        client = await Client.connect(server.address, data_converter=data_converter(settings))
+        env = {**worker_env(settings, server.address), "API_BIND": settings.api_bind}
+        processes = [WorkerProcess(env) for _ in range(workers)]
+        api = WorkerProcess(env, command="api")
+        for p in (*processes, api):
+            p.start()
+            stack.callback(p.stop)
+        api_base = f"http://127.0.0.1:{api_port}"
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):
+                try:
+                    if (await http.get(f"{api_base}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("the API process did not come up")
+        yield ChaosStack(server=server, zoom=zoom, recall_base=recall_base, sink=sink, settings=settings,
+                         services=services, client=client, workers=processes, api=api, api_base=api_base)
+
+
+__all__ = ["ChaosStack", "Expected", "Report", "TemporalServer", "Traffic", "chaos_stack", "check_bots",
+           "check_emails", "check_meetings", "retrying"]

@@ -119,7 +119,8 @@ async def api(temporal_env, fresh_pg_url: str, zoom_emulator: ZoomEmulatorHandle
     port = free_port()
     settings = make_settings(fresh_pg_url, ZOOM_API_BASE_URL=zoom_emulator.api_base_url,
                              ZOOM_OAUTH_BASE_URL=zoom_emulator.oauth_base_url,
-                             ZOOM_REDIRECT_URI=f"http://127.0.0.1:{port}/v1/zoom/oauth/callback")
+                             ZOOM_REDIRECT_URI=f"http://127.0.0.1:{port}/v1/zoom/oauth/callback",
+                             RECORDING_BOT_WEBHOOK_SECRET="test-recall-webhook-secret")
     # The server runs on its own event loop (a thread): it gets its own unpooled services; the test
     # inspects the database through a second set bound to the test's loop.
     server_services = Services.create(settings, pooled=False)

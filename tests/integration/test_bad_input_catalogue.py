@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import func, select, update
 
 from contract.appointment import Attendee, Cancel, Consent, Reschedule, UpdateDetails
 from starter import BookingRejected
 from tests.integration.conftest import RETURN, TOKEN, Api, Stack, ws
 from tests.integration.test_appointment_lifecycle import booking
+from recording_bot.webhooks import sign as bot_sign
+from storage.models import AuditEvent, OAuthState
 from zoom_api.webhooks import sign
 
-SECRETS = ("test-internal-token", "test-client-secret", "test-webhook-secret")
+SECRETS = ("test-internal-token", "test-client-secret", "test-webhook-secret", "test-recall-webhook-secret")
 SOON = (datetime.now(timezone.utc) + timedelta(days=10)).replace(microsecond=0).isoformat()
 
 
@@ -77,6 +81,58 @@ def callback_case(name: str, params: dict[str, str], expect: str) -> Case:
     return Case("oauth", name, run, expect)
 
 
+def late_case(name: str, kind: str, message: object) -> Case:
+    """A message for an appointment that was cancelled and whose workflow has closed: the core app's
+    signal-with-start opens a new run, which must refuse it (and never resurrect the meeting)."""
+    async def run(ctx: dict) -> str:
+        stack: Stack = ctx["stack"]
+        cancelled = ctx["cancelled"]
+        await getattr(stack.appointments, kind)(cancelled.appointment_id, message, booking=cancelled)
+        answer = await stack.appointments.await_conference(cancelled.appointment_id,
+                                                           after_request_id=message.request_id, timeout_seconds=20)
+        return f"{answer.request_outcome} {answer.reason}"
+
+    return Case("contract", name, run, "cancelled")
+
+
+def oauth_state_case(name: str, expect: str, *, expire: bool = False) -> Case:
+    """A real state from a real connect, then spent (reused) or aged past its ten minutes (expired)."""
+    async def run(ctx: dict) -> str:
+        api: Api = ctx["api"]
+        # A Zoom user of its own: the same user authorizing again would end the catalogue workspace's grant.
+        user = f"state-case-{uuid.uuid4().hex[:8]}"
+        await api.emulator.add_user(user, f"{user}@example.com")
+        await api.emulator.set_next_consent(user_id=user)
+        authorize = (await api.connect(ws())).json()["authorize_url"]
+        if expire:
+            async with api.services.db.transaction() as session:
+                await session.execute(update(OAuthState).where(OAuthState.used_at.is_(None)).values(
+                    expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+        callback = (await api.http.get(authorize)).headers["location"]
+        if not expire:
+            first = await api.http.get(callback)
+            assert first.status_code == 303, first.text
+        response = await api.http.get(callback)
+        return f"{response.status_code} {response.text}"
+
+    return Case("oauth", name, run, expect)
+
+
+def bot_webhook_case(name: str, expect: str, *, forged: bool = False, age: int = 0) -> Case:
+    async def run(ctx: dict) -> str:
+        api: Api = ctx["api"]
+        raw = json.dumps({"event": "bot.done", "data": {"data": {"code": "done"},
+                                                         "bot": {"id": "b", "metadata": {"appointment_id": "x"}}}}).encode()
+        stamp = str(int(time.time()) - age)
+        secret = "guessed-secret" if forged else api.services.settings.recording_bot_webhook_secret.get_secret_value()
+        headers = {"webhook-id": f"msg_{stamp}", "webhook-timestamp": stamp,
+                   "webhook-signature": bot_sign(secret, f"msg_{stamp}", stamp, raw)}
+        response = await api.http.post(f"{api.base}/v1/webhooks/recording-bot", content=raw, headers=headers)
+        return f"{response.status_code} {response.text}"
+
+    return Case("webhook", name, run, expect)
+
+
 DEAUTH = {"event": "app_deauthorized", "event_ts": 7, "payload": {"user_id": "nobody-known", "account_id": "a"}}
 
 CATALOGUE: list[Case] = [
@@ -121,9 +177,27 @@ CATALOGUE: list[Case] = [
     webhook_case("missing signature headers", DEAUTH, "401", drop_headers=True),
     webhook_case("replayed delivery", DEAUTH, "duplicate", repeat=True),
     webhook_case("validation without plainToken", {"event": "endpoint.url_validation", "payload": {}}, "400"),
+    webhook_case("oversized webhook body", {"event": "app_deauthorized", "pad": "p" * 100_000}, "413"),
+    bot_webhook_case("bot webhook with forged signature", "401", forged=True),
+    bot_webhook_case("bot webhook with stale timestamp", "401", age=3600),
     callback_case("callback without state", {"code": "c"}, "missing_state"),
     callback_case("callback with forged state", {"code": "c", "state": "forged-state"}, "unknown_state"),
+    oauth_state_case("callback with reused state", "reused_state"),
+    oauth_state_case("callback with expired state", "expired_state", expire=True),
+    late_case("reschedule after cancel", "reschedule", Reschedule(request_id="late-1", start_time=SOON, duration_minutes=30)),
+    late_case("title change after cancel", "update_details", UpdateDetails(request_id="late-2", title="Back from the dead")),
+    late_case("second cancel after cancel", "cancel", Cancel(request_id="late-3", actor="u")),
 ]
+
+
+async def _meeting_calls(stack: Stack) -> int:
+    return sum(1 for c in await stack.emulator.calls() if "meetings" in c["path"])
+
+
+async def _audit_rows(api: Api, workspace: str) -> int:
+    async with api.services.db.sessions() as session:
+        return int((await session.execute(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.workspace_id == workspace))).scalar_one())
 
 
 async def test_bad_input_catalogue(stack: Stack, api: Api) -> None:
@@ -134,21 +208,35 @@ async def test_bad_input_catalogue(stack: Stack, api: Api) -> None:
     handle = stack.appointments.handle(b.appointment_id)
     await handle.signal("reschedule", Reschedule(request_id="good-1", start_time=SOON, duration_minutes=40))
     await handle.execute_update("await_conference", {"after_request_id": "good-1"}, result_type=dict)
+    cancelled = booking(workspace)
+    await stack.appointments.book(cancelled)
+    await stack.appointments.cancel(cancelled.appointment_id, Cancel(request_id="gone", actor="u"))
+    await stack.appointments.handle(cancelled.appointment_id).result()
     before = await stack.appointments.state(b.appointment_id)
-    ctx = {"stack": stack, "api": api, "handle": handle, "booking": b}
+    assert before.conference.join_url
+    # The join URL embeds the meeting passcode: no answer to a hostile input may echo it either.
+    secrets = (*SECRETS, before.conference.join_url)
+    zoom_calls, audit_rows = await _meeting_calls(stack), await _audit_rows(api, workspace)
+    ctx = {"stack": stack, "api": api, "handle": handle, "booking": b, "cancelled": cancelled}
     failures = []
     for case in CATALOGUE:
         answer = await case.run(ctx)
         if case.expect not in answer:
             failures.append(f"[{case.channel}] {case.name}: expected {case.expect!r}, got {answer[:200]!r}")
-        if any(secret in answer for secret in SECRETS):
+        if any(secret in answer for secret in secrets):
             failures.append(f"[{case.channel}] {case.name}: the answer leaks a secret")
     with pytest.raises(BookingRejected, match="time zone"):
         await stack.appointments.book(booking(workspace, timezone="Atlantis/Capital"))
     after = await stack.appointments.state(b.appointment_id)
     assert after.appointment == before.appointment and after.conference == before.conference
-    history = [e async for e in handle.fetch_history_events()]
-    assert not any(e.HasField("workflow_task_failed_event_attributes") for e in history)
+    for appointment in (b, cancelled):
+        history = [e async for e in stack.appointments.handle(appointment.appointment_id).fetch_history_events()]
+        assert not any(e.HasField("workflow_task_failed_event_attributes") for e in history)
+    # No meeting call reached Zoom (the reused-state case's own first, valid connect reads /users/me) and
+    # nothing was written to the workspace's audit trail.
+    assert await _meeting_calls(stack) == zoom_calls
+    assert await _audit_rows(api, workspace) == audit_rows
+    assert (await stack.appointments.state(cancelled.appointment_id)).conference.zoom_meeting_id is None
     assert len(CATALOGUE) + 1 >= 30
     assert failures == []
     # after a cancel, further messages are refused, even through signal-with-start once the run has closed

@@ -1,4 +1,5 @@
-"""Run the real worker (`ratio-zoom worker`) as a subprocess that tests can SIGKILL."""
+"""Run the real service commands (`ratio-zoom worker`, `ratio-zoom api`) as subprocesses that tests can
+SIGKILL, configured only through the environment, exactly as a deployment configures them."""
 
 from __future__ import annotations
 
@@ -21,33 +22,49 @@ def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "ZOOM_OAUTH_BASE_URL": settings.zoom_oauth_base_url,
         "ZOOM_CLIENT_ID": settings.zoom_client_id,
         "ZOOM_CLIENT_SECRET": settings.zoom_client_secret.get_secret_value(),
+        "ZOOM_REDIRECT_URI": settings.zoom_redirect_uri,
+        "ZOOM_WEBHOOK_SECRET_TOKEN": settings.zoom_webhook_secret_token.get_secret_value(),
+        "INTERNAL_API_TOKEN": settings.internal_api_token.get_secret_value(),
         "TOKEN_ENCRYPTION_KEYS": settings.token_encryption_keys.get_secret_value(),
         "PAYLOAD_ENCRYPTION_KEYS": settings.payload_encryption_keys.get_secret_value(),
         "SMTP_URL": settings.smtp_url.get_secret_value(),
         "EMAIL_FROM": settings.email_from,
+        "RECORDING_BOT_API_URL": settings.recording_bot_api_url,
+        "RECORDING_BOT_API_KEY": settings.recording_bot_api_key.get_secret_value(),
+        "RECORDING_BOT_WEBHOOK_SECRET": settings.recording_bot_webhook_secret.get_secret_value(),
+        "PUBLIC_BASE_URL": settings.public_base_url,
         "LOG_LEVEL": "WARNING",
     })
     return env
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str]) -> None:
+    """One `ratio-zoom <command>` process in its own session, so a kill takes its whole tree."""
+
+    def __init__(self, env: dict[str, str], command: str = "worker") -> None:
         self._env = env
+        self._command = command
         self.process: subprocess.Popen[bytes] | None = None
         self.kills = 0
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "ratio_zoom.cli", "worker"], env=self._env,
+        self.process = subprocess.Popen([sys.executable, "-m", "ratio_zoom.cli", self._command], env=self._env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.running:
+            assert self.process is not None
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
             self.kills += 1
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.running:
+            assert self.process is not None
             self.process.terminate()
             try:
                 self.process.wait(timeout=15)
