@@ -375,6 +375,13 @@ def check_bots(expected: list[Expected], bots: list[dict[str, Any]], meetings: l
             violations.append(f"{e.appointment_id}: bot joins {bot['join_at']} (want {e.start.isoformat()}) "
                               f"{'the live meeting' if bot['meeting_url'] == join_urls.get(e.appointment_id) else 'another meeting'}")
     violations += [f"orphan bot for unknown appointment {a}" for a in live if a not in known]
+    # One dispatch key is one decision to have a bot: two bots under one key (even if one was removed since)
+    # would mean a retry dispatched a duplicate.
+    per_key: dict[str, int] = {}
+    for b in bots:
+        key = b["metadata"].get("dispatch_key", "?")
+        per_key[key] = per_key.get(key, 0) + 1
+    violations += [f"{n} bots dispatched under one key {key}" for key, n in per_key.items() if n > 1]
     return violations
 
 
@@ -414,8 +421,13 @@ class ChaosStack:
             if not w.running:
                 w.start()
 
-    async def check(self, traffic: Traffic, workspaces: set[str], report: Report) -> list[str]:
-        """All invariants for the appointments of `workspaces`, once their work has settled."""
+    async def check(self, traffic: Traffic, workspaces: set[str], report: Report, *,
+                    redeliveries_allowed: bool = False) -> list[str]:
+        """All invariants for the appointments of `workspaces`, once their work has settled.
+
+        `redeliveries_allowed`: where an email activity can lose its outcome after the SMTP server accepted
+        (a worker SIGKILLed, or the Temporal server down when it reports), the same Message-ID may arrive
+        twice; anywhere else that is a violation."""
         expected = traffic.of(workspaces)
         violations = await traffic.settle(workspaces)
         # Emails and bots follow once the conference is settled; an activity on a killed worker resumes only
@@ -428,6 +440,8 @@ class ChaosStack:
             await asyncio.sleep(1.0)
         violations += email_problems + bot_problems
         report.faults["email_redeliveries_same_message_id"] = redeliveries
+        if redeliveries and not redeliveries_allowed:
+            violations.append(f"{redeliveries} email(s) delivered twice although nothing could lose a send")
         report.faults["bots_live"] = sum(1 for e in expected if e.wants_bot)
         violations += check_meetings(expected, await self.zoom.meetings(), set(traffic.expected))
         violations += await traffic.failed_workflow_tasks()
