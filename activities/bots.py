@@ -19,15 +19,15 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import schemas as act
 from activities.heartbeat import keep_alive
-from connections.repository import load_connection, utcnow
-from recording_bot.errors import BotAuthError, BotError, BotRateLimited, BotTooLateToModify
-from recording_bot.models import TERMINAL, AutomaticLeave, BotSpec
-from recording_bot.recall import RecallProvider
-from storage import audit
-from storage.db import Database
-from storage.models import BotDispatch, ConsentRecord
-from storage.vault import Vault
-from zoom_api.oauth import OBF_TOKEN_SCOPE
+from ratio_zoom.connections.repository import load_connection, utcnow
+from ratio_zoom.recording_bot.errors import BotAuthError, BotError, BotRateLimited, BotTooLateToModify
+from ratio_zoom.recording_bot.models import TERMINAL, AutomaticLeave, BotSpec
+from ratio_zoom.recording_bot.recall import RecallProvider
+from ratio_zoom.storage import audit
+from ratio_zoom.storage.db import Database
+from ratio_zoom.storage.models import BotDispatch, ConsentRecord
+from ratio_zoom.storage.vault import Vault
+from ratio_zoom.zoom.oauth import OBF_TOKEN_SCOPE
 
 
 def _generation_of(dispatch_key: str | None) -> int:

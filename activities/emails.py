@@ -20,15 +20,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import schemas as act
-from confirmations.models import InviteFacts, Recipient
-from confirmations.render import build_message
-from confirmations.smtp import SmtpPermanentError, SmtpSender, SmtpTemporaryError
-from connections.repository import utcnow
-from ratio_zoom.logs import redact
-from storage import audit
-from storage.db import Database
-from storage.models import EmailOutbox
-from storage.vault import Vault
+from ratio_zoom.confirmations.models import InviteFacts, Recipient
+from ratio_zoom.confirmations.render import build_message
+from ratio_zoom.confirmations.smtp import SmtpPermanentError, SmtpSender, SmtpTemporaryError
+from ratio_zoom.connections.repository import utcnow
+from ratio_zoom.core.logs import redact
+from ratio_zoom.storage import audit
+from ratio_zoom.storage.db import Database
+from ratio_zoom.storage.models import EmailOutbox
+from ratio_zoom.storage.vault import Vault
 
 RECIPIENT_PURPOSE = "outbox-recipient"
 

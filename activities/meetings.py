@@ -23,14 +23,14 @@ from temporalio import activity
 from activities import schemas as act
 from activities.heartbeat import keep_alive
 from activities.zoom_failures import ZOOM_FAILURES, as_application_error
-from connections.broker import Lease, TokenBroker
-from connections.repository import load_connection, utcnow
-from storage import audit
-from storage.db import Database
-from storage.models import AppointmentConference
-from zoom_api import errors as z
-from zoom_api.client import ZoomClient
-from zoom_api.models import Meeting, MeetingSettings, MeetingWrite
+from ratio_zoom.connections.broker import Lease, TokenBroker
+from ratio_zoom.connections.repository import load_connection, utcnow
+from ratio_zoom.storage import audit
+from ratio_zoom.storage.db import Database
+from ratio_zoom.storage.models import AppointmentConference
+from ratio_zoom.zoom import errors as z
+from ratio_zoom.zoom.client import ZoomClient
+from ratio_zoom.zoom.models import Meeting, MeetingSettings, MeetingWrite
 
 T = TypeVar("T")
 MARKER_PREFIX = "ratio-ref:"

@@ -8,10 +8,10 @@ from sqlalchemy import select
 from temporalio import activity
 
 from activities import schemas as act
-from connections.repository import utcnow
-from storage import audit
-from storage.db import Database
-from storage.models import AppointmentConference, ConsentRecord
+from ratio_zoom.connections.repository import utcnow
+from ratio_zoom.storage import audit
+from ratio_zoom.storage.db import Database
+from ratio_zoom.storage.models import AppointmentConference, ConsentRecord
 
 
 class RecordActivities:

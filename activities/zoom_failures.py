@@ -16,8 +16,8 @@ from datetime import datetime, timedelta, timezone
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import schemas as act
-from connections.errors import Detached, NeedsReconnect, NotConnected, RefreshUnavailable
-from zoom_api import errors as z
+from ratio_zoom.connections.errors import Detached, NeedsReconnect, NotConnected, RefreshUnavailable
+from ratio_zoom.zoom import errors as z
 
 
 BENIGN = ApplicationErrorCategory.BENIGN

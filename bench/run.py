@@ -38,17 +38,17 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from contract.appointment import AppointmentInput, Attendee, Cancel, Reschedule
-from emulators.zoom_server.app import EmulatorConfig
-from emulators.zoom_server.testing import running_zoom_emulator
-from ratio_zoom.converter import data_converter
-from ratio_zoom.keyring import KeyRing
-from ratio_zoom.services import Services
-from ratio_zoom.settings import Settings
-from connections.service import ConnectionService
+from ratio_zoom.contract.appointment import AppointmentInput, Attendee, Cancel, Reschedule
+from ratio_zoom.emulators.zoom_server.app import EmulatorConfig
+from ratio_zoom.emulators.zoom_server.testing import running_zoom_emulator
+from ratio_zoom.core.converter import data_converter
+from ratio_zoom.core.keyring import KeyRing
+from ratio_zoom.connections.services import Services
+from ratio_zoom.core.settings import Settings
+from ratio_zoom.connections.service import ConnectionService
 from starter import Appointments
-from storage.migrate import upgrade_to_head
-from storage.models import ZoomConnection
+from ratio_zoom.storage.migrate import upgrade_to_head
+from ratio_zoom.storage.models import ZoomConnection
 from workflows.appointment import SEARCH_ATTRIBUTE_KEYS
 
 PG_ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -99,7 +99,7 @@ class Bench:
                               "TEMPORAL_TASK_QUEUE": queue, "ZOOM_CLIENT_ID": "bench", "ZOOM_CLIENT_SECRET": "bench-secret",
                               "ZOOM_API_BASE_URL": emu.api_base_url, "ZOOM_OAUTH_BASE_URL": emu.oauth_base_url,
                               "LOG_LEVEL": "WARNING"}
-                worker = subprocess.Popen([sys.executable, "-m", "ratio_zoom.cli", "worker"], env=worker_env,
+                worker = subprocess.Popen([sys.executable, "-m", "ratio_zoom.cli.main", "worker"], env=worker_env,
                                           stdout=subprocess.DEVNULL)
                 base_queue = f"base-{uuid.uuid4().hex[:6]}"
                 baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline", address, base_queue])

@@ -11,14 +11,14 @@ from temporalio.worker import Worker
 from activities.bots import BotActivities
 from activities.emails import EmailActivities
 from activities.meetings import MeetingActivities
-from confirmations.smtp import SmtpConfig, SmtpSender
-from recording_bot.recall import RecallProvider
+from ratio_zoom.confirmations.smtp import SmtpConfig, SmtpSender
+from ratio_zoom.recording_bot.recall import RecallProvider
 from activities.records import RecordActivities
 from activities.schemas import Policy
-from ratio_zoom.metrics import Metrics, runtime_with_metrics
-from ratio_zoom.services import Services
-from ratio_zoom.settings import Settings
-from ratio_zoom.temporal import connect_client
+from ratio_zoom.core.metrics import Metrics, runtime_with_metrics
+from ratio_zoom.connections.services import Services
+from ratio_zoom.core.settings import Settings
+from ratio_zoom.core.temporal import connect_client
 from workflows.appointment import AppointmentWorkflow
 
 

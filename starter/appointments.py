@@ -15,8 +15,8 @@ from typing import Any
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
-from contract import validation
-from contract.appointment import (
+from ratio_zoom.contract import validation
+from ratio_zoom.contract.appointment import (
     AppointmentInput,
     AppointmentStateView,
     AwaitConference,
@@ -27,9 +27,9 @@ from contract.appointment import (
     UpdateDetails,
     workflow_id_for,
 )
-from ratio_zoom.settings import Settings, load_settings
-from ratio_zoom.temporal import connect_client
-from workflows.appointment import APPOINTMENT_ID, APPOINTMENT_START, CONFERENCE_STATUS, WORKSPACE_ID
+from ratio_zoom.core.settings import Settings, load_settings
+from ratio_zoom.core.temporal import connect_client
+from ratio_zoom.contract.search_attributes import APPOINTMENT_ID, APPOINTMENT_START, CONFERENCE_STATUS, WORKSPACE_ID
 
 
 class BookingRejected(ValueError):

@@ -18,9 +18,9 @@ import psycopg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from ratio_zoom.converter import data_converter
-from ratio_zoom.settings import Settings
-from storage.migrate import upgrade_to_head
+from ratio_zoom.core.converter import data_converter
+from ratio_zoom.core.settings import Settings
+from ratio_zoom.storage.migrate import upgrade_to_head
 from workflows.appointment import SEARCH_ATTRIBUTE_KEYS
 
 PG_ADMIN_DSN = os.environ.get("RATIO_ZOOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

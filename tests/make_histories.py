@@ -15,9 +15,9 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from contract.appointment import Cancel, Consent, Reschedule, UpdateDetails
-from ratio_zoom.converter import data_converter
-from ratio_zoom.temporal import register_search_attributes
+from ratio_zoom.contract.appointment import Cancel, Consent, Reschedule, UpdateDetails
+from ratio_zoom.core.converter import data_converter
+from ratio_zoom.core.temporal import register_search_attributes
 from tests.conftest import time_skipping_server_cli
 from tests.test_workflow_timers import booking
 from tests.workflow_fakes import FakeZoom

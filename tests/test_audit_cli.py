@@ -10,13 +10,13 @@ import sys
 
 from sqlalchemy import text
 
-from storage import audit
-from storage.db import Database
+from ratio_zoom.storage import audit
+from ratio_zoom.storage.db import Database
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "ratio_zoom.cli", "audit", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "ratio_zoom.cli.main", "audit", *args], env=env,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -9,11 +9,11 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from emulators.zoom_server.testing import free_port
-from ratio_zoom.threaded_server import serving
-from ratio_zoom.keyring import KeyRing
-from temporal_codec.codec import EncryptionCodec, PayloadDecryptionError
-from temporal_codec.server import codec_routes
+from ratio_zoom.emulators.zoom_server.testing import free_port
+from ratio_zoom.core.threaded_server import serving
+from ratio_zoom.core.keyring import KeyRing
+from ratio_zoom.core.payload_codec import EncryptionCodec, PayloadDecryptionError
+from ratio_zoom.codec.server import codec_routes
 
 K1 = "p1:" + base64.b64encode(b"\x05" * 32).decode()
 K2 = "p2:" + base64.b64encode(b"\x06" * 32).decode()

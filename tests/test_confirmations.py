@@ -10,11 +10,11 @@ from datetime import datetime, timezone
 import pytest
 from icalendar import Calendar
 
-from confirmations.ics import event_uid
-from confirmations.models import InviteFacts, Recipient
-from confirmations.render import build_message
-from confirmations.smtp import SmtpConfig, SmtpPermanentError, SmtpSender, SmtpTemporaryError
-from emulators.smtp_sink.testing import running_smtp_sink
+from ratio_zoom.confirmations.ics import event_uid
+from ratio_zoom.confirmations.models import InviteFacts, Recipient
+from ratio_zoom.confirmations.render import build_message
+from ratio_zoom.confirmations.smtp import SmtpConfig, SmtpPermanentError, SmtpSender, SmtpTemporaryError
+from ratio_zoom.emulators.smtp_sink.testing import running_smtp_sink
 
 JOIN = "https://zoom.example/j/84000000001?pwd=abc123"
 

@@ -11,8 +11,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import schemas as act
-from contract.appointment import AppointmentStateView, Cancel, Reschedule
-from ratio_zoom.converter import data_converter
+from ratio_zoom.contract.appointment import AppointmentStateView, Cancel, Reschedule
+from ratio_zoom.core.converter import data_converter
 from tests.conftest import temporal_cli
 from tests.test_workflow_timers import booking
 from tests.workflow_fakes import FakeZoom

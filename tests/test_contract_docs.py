@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from contract.schema_doc import render
+from ratio_zoom.contract.schema_doc import render
 
 
 def test_contract_doc_is_current() -> None:
     path = Path(__file__).resolve().parent.parent / "docs" / "contract.md"
-    assert path.read_text() == render(), "run: python -m contract.schema_doc > docs/contract.md"
+    assert path.read_text() == render(), "run: python -m ratio_zoom.contract.schema_doc > docs/contract.md"

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from emulators.zoom_server.testing import free_port
+from ratio_zoom.emulators.zoom_server.testing import free_port
 
 
 def _get(url: str) -> int:
@@ -46,7 +46,7 @@ def test_dev_stack_comes_up_and_stops_cleanly(tmp_path: Path) -> None:
         ports["smtp"] = random.randrange(20000, 30000, 2)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "TOKEN_", "PAYLOAD_", "DATABASE_"))}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ratio_zoom.cli", "dev", "--emulate", "--data-dir", str(tmp_path / ".data"),
+        [sys.executable, "-m", "ratio_zoom.cli.main", "dev", "--emulate", "--data-dir", str(tmp_path / ".data"),
          "--temporal-port", str(ports["temporal"]), "--ui-port", str(ports["ui"]), "--api-port", str(ports["api"]),
          "--emulator-port", str(ports["emulator"]), "--smtp-port", str(ports["smtp"])],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

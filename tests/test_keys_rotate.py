@@ -10,11 +10,11 @@ from datetime import datetime, timezone
 
 from sqlalchemy import select
 
-from connections.repository import USER_HASH_PURPOSE, read_secrets, write_identity, write_tokens
-from ratio_zoom.keyring import KeyRing
-from storage.db import Database
-from storage.models import ZoomConnection
-from storage.vault import Vault
+from ratio_zoom.connections.repository import USER_HASH_PURPOSE, read_secrets, write_identity, write_tokens
+from ratio_zoom.core.keyring import KeyRing
+from ratio_zoom.storage.db import Database
+from ratio_zoom.storage.models import ZoomConnection
+from ratio_zoom.storage.vault import Vault
 
 OLD = "old:" + base64.b64encode(b"\x07" * 32).decode()
 NEW = "new:" + base64.b64encode(b"\x08" * 32).decode()
@@ -30,7 +30,7 @@ async def test_rotate_re_encrypts_everything_and_the_old_key_can_be_removed(sqli
         write_identity(old_vault, row, "zoom-user-7", "host@example.com")
         session.add(row)
     env = {**os.environ, "DATABASE_URL": sqlite_url, "TOKEN_ENCRYPTION_KEYS": f"{NEW},{OLD}"}
-    proc = subprocess.run([sys.executable, "-m", "ratio_zoom.cli", "keys", "rotate"], env=env,
+    proc = subprocess.run([sys.executable, "-m", "ratio_zoom.cli.main", "keys", "rotate"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "'zoom_connections': 1" in proc.stdout, proc.stderr
     new_only = Vault(KeyRing.parse(NEW))

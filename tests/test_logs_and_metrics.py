@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from ratio_zoom.logs import JsonFormatter, redact
-from ratio_zoom.metrics import Metrics
+from ratio_zoom.core.logs import JsonFormatter, redact
+from ratio_zoom.core.metrics import Metrics
 
 
 def test_redaction_masks_tokens_passcodes_and_emails() -> None:

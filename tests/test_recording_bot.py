@@ -13,13 +13,13 @@ import pytest
 from fastapi import FastAPI, Request
 from pydantic import SecretStr
 
-from emulators.recording_bot.app import BotEmulatorConfig, create_app
-from emulators.zoom_server.testing import free_port
-from ratio_zoom.threaded_server import serving
-from recording_bot.errors import BotAuthError, BotRateLimited
-from recording_bot.models import BotSpec
-from recording_bot.recall import RecallProvider
-from recording_bot.webhooks import BotWebhookError, sign, verify
+from ratio_zoom.emulators.recording_bot.app import BotEmulatorConfig, create_app
+from ratio_zoom.emulators.zoom_server.testing import free_port
+from ratio_zoom.core.threaded_server import serving
+from ratio_zoom.recording_bot.errors import BotAuthError, BotRateLimited
+from ratio_zoom.recording_bot.models import BotSpec
+from ratio_zoom.recording_bot.recall import RecallProvider
+from ratio_zoom.recording_bot.webhooks import BotWebhookError, sign, verify
 
 KEY = "recall-test-key"
 SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cw=="

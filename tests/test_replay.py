@@ -12,7 +12,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from ratio_zoom.converter import data_converter
+from ratio_zoom.core.converter import data_converter
 from workflows.appointment import AppointmentWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ratio_zoom.settings import ConfigurationError, load_settings
+from ratio_zoom.core.settings import ConfigurationError, load_settings
 
 
 def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -59,13 +59,13 @@ def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_exits_2_with_one_line_on_configuration_error(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "TOKEN_"))}
     env["API_BIND"] = "not-a-bind"
-    proc = subprocess.run([sys.executable, "-m", "ratio_zoom.cli", "worker"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "ratio_zoom.cli.main", "worker"], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=60)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "API_BIND is invalid" in lines[0]
     env.pop("API_BIND")
-    proc = subprocess.run([sys.executable, "-m", "ratio_zoom.cli", "worker"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "ratio_zoom.cli.main", "worker"], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=60)
     assert proc.returncode == 2 and "TOKEN_ENCRYPTION_KEYS is required" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from connections.repository import read_secrets, write_identity, write_tokens
-from ratio_zoom.keyring import KeyRing
-from storage import audit
-from storage.db import Database
-from storage.migrate import current_revision
-from storage.models import AuditEvent, ZoomConnection
-from storage.vault import Vault
+from ratio_zoom.connections.repository import read_secrets, write_identity, write_tokens
+from ratio_zoom.core.keyring import KeyRing
+from ratio_zoom.storage import audit
+from ratio_zoom.storage.db import Database
+from ratio_zoom.storage.migrate import current_revision
+from ratio_zoom.storage.models import AuditEvent, ZoomConnection
+from ratio_zoom.storage.vault import Vault
 from tests.conftest import TEST_TOKEN_KEYS
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)

@@ -17,12 +17,12 @@ import pytest
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
-from contract.appointment import AppointmentInput
-from emulators.zoom_server.testing import free_port
-from ratio_zoom.threaded_server import serving
-from ratio_zoom.converter import data_converter
-from temporal_codec.codec import EncryptionCodec
-from temporal_codec.server import codec_routes
+from ratio_zoom.contract.appointment import AppointmentInput
+from ratio_zoom.emulators.zoom_server.testing import free_port
+from ratio_zoom.core.threaded_server import serving
+from ratio_zoom.core.converter import data_converter
+from ratio_zoom.core.payload_codec import EncryptionCodec
+from ratio_zoom.codec.server import codec_routes
 from tests.conftest import make_settings, temporal_cli
 from workflows.appointment import SEARCH_ATTRIBUTE_KEYS
 

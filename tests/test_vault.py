@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from ratio_zoom.keyring import KeyRing, KeyRingError, TamperedCiphertextError, UnknownKeyError
-from storage.vault import MalformedCiphertextError, Vault
+from ratio_zoom.core.keyring import KeyRing, KeyRingError, TamperedCiphertextError, UnknownKeyError
+from ratio_zoom.storage.vault import MalformedCiphertextError, Vault
 
 K1 = "k1:" + base64.b64encode(b"\x11" * 32).decode()
 K2 = "k2:" + base64.b64encode(b"\x22" * 32).decode()

@@ -13,9 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import schemas as act
-from contract.appointment import AppointmentInput, AppointmentStateView, Attendee, Cancel, Reschedule, UpdateDetails
-from ratio_zoom.converter import data_converter
-from ratio_zoom.temporal import register_search_attributes
+from ratio_zoom.contract.appointment import AppointmentInput, AppointmentStateView, Attendee, Cancel, Reschedule, UpdateDetails
+from ratio_zoom.core.converter import data_converter
+from ratio_zoom.core.temporal import register_search_attributes
 from tests.conftest import time_skipping_server_cli
 from tests.workflow_fakes import FakeZoom
 from workflows.appointment import AppointmentWorkflow

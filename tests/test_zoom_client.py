@@ -13,14 +13,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from emulators.zoom_server import spec
-from emulators.zoom_server.app import EmulatorConfig
-from emulators.zoom_server.testing import ZoomEmulatorHandle, running_zoom_emulator
-from zoom_api import errors as z
-from zoom_api.client import ZoomClient
-from zoom_api.models import MeetingSettings, MeetingWrite
-from zoom_api.oauth import ZoomOAuth, missing_scopes, new_pkce_pair
-from zoom_api.webhooks import WebhookSignatureError, sign, url_validation_response, verify_signature
+from ratio_zoom.emulators.zoom_server import spec
+from ratio_zoom.emulators.zoom_server.app import EmulatorConfig
+from ratio_zoom.emulators.zoom_server.testing import ZoomEmulatorHandle, running_zoom_emulator
+from ratio_zoom.zoom import errors as z
+from ratio_zoom.zoom.client import ZoomClient
+from ratio_zoom.zoom.models import MeetingSettings, MeetingWrite
+from ratio_zoom.zoom.oauth import ZoomOAuth, missing_scopes, new_pkce_pair
+from ratio_zoom.zoom.webhooks import WebhookSignatureError, sign, url_validation_response, verify_signature
 
 REDIRECT = "http://127.0.0.1:1/callback"
 

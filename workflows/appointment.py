@@ -18,14 +18,14 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     # Pure modules (pydantic models and checks). zoneinfo reads the tz database, which is static data.
     from activities import schemas as act
-    from contract import validation
-    from contract.appointment import (
+    from ratio_zoom.contract import validation
+    from ratio_zoom.contract.appointment import (
         AppointmentInput,
         AppointmentStateView,
         AppointmentView,
@@ -40,14 +40,16 @@ with workflow.unsafe.imports_passed_through():
         UpdateDetails,
         ZoomConnectionChanged,
     )
-    from recording_bot.models import BotStatusEvent as BotStatusSignal
+    from ratio_zoom.contract.bot_status import BotStatusEvent as BotStatusSignal
+    from ratio_zoom.contract.search_attributes import (
+        APPOINTMENT_ID,
+        APPOINTMENT_START,
+        CONFERENCE_STATUS,
+        SEARCH_ATTRIBUTE_KEYS,
+        WORKSPACE_ID,
+    )
     from workflows.state import MAX_REJECTIONS_KEPT, QueuedRequest, RequestRecord, WorkflowState
 
-APPOINTMENT_ID = SearchAttributeKey.for_keyword("AppointmentId")
-WORKSPACE_ID = SearchAttributeKey.for_keyword("WorkspaceId")
-CONFERENCE_STATUS = SearchAttributeKey.for_keyword("ConferenceStatus")
-APPOINTMENT_START = SearchAttributeKey.for_datetime("AppointmentStart")
-SEARCH_ATTRIBUTE_KEYS = (APPOINTMENT_ID, WORKSPACE_ID, CONFERENCE_STATUS, APPOINTMENT_START)
 
 AGENDA_MAX = 2000
 MARKER_RESERVE = 60  # room kept at the end of the agenda for the create marker (activities/meetings.py)

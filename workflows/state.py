@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from activities.schemas import AuditNote, ConsentLogEntry, MeetingSpec, Policy
-from contract.appointment import AppointmentView, ConsentView, RecordingBotView, RejectedRequest
+from ratio_zoom.contract.appointment import AppointmentView, ConsentView, RecordingBotView, RejectedRequest
 
 MAX_REJECTIONS_KEPT = 50
 

@@ -28,20 +28,20 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from connections.service import ConnectionService
-from contract.appointment import (AppointmentInput, AppointmentStateView, Attendee, Cancel, ConferenceResult, Consent, Reschedule,
+from ratio_zoom.connections.service import ConnectionService
+from ratio_zoom.contract.appointment import (AppointmentInput, AppointmentStateView, Attendee, Cancel, ConferenceResult, Consent, Reschedule,
                                   UpdateDetails)
-from emulators.recording_bot.app import BotEmulatorConfig, create_app as recall_app
-from emulators.smtp_sink.testing import running_smtp_sink
-from emulators.zoom_server.app import EmulatorConfig
-from emulators.zoom_server.testing import ZoomEmulatorHandle, free_port, running_zoom_emulator
-from ratio_zoom.converter import data_converter
-from ratio_zoom.services import Services
-from ratio_zoom.settings import Settings
-from ratio_zoom.temporal import SEARCH_ATTRIBUTE_FLAGS
-from ratio_zoom.threaded_server import serving
-from storage import audit
-from storage.db import Database
+from ratio_zoom.emulators.recording_bot.app import BotEmulatorConfig, create_app as recall_app
+from ratio_zoom.emulators.smtp_sink.testing import running_smtp_sink
+from ratio_zoom.emulators.zoom_server.app import EmulatorConfig
+from ratio_zoom.emulators.zoom_server.testing import ZoomEmulatorHandle, free_port, running_zoom_emulator
+from ratio_zoom.core.converter import data_converter
+from ratio_zoom.connections.services import Services
+from ratio_zoom.core.settings import Settings
+from ratio_zoom.core.temporal import SEARCH_ATTRIBUTE_FLAGS
+from ratio_zoom.core.threaded_server import serving
+from ratio_zoom.storage import audit
+from ratio_zoom.storage.db import Database
 from tests.conftest import make_settings
 from tests.integration.worker_process import WorkerProcess, worker_env
 

@@ -28,8 +28,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from emulators.zoom_server.app import EmulatorConfig
-from storage.models import ZoomConnection
+from ratio_zoom.emulators.zoom_server.app import EmulatorConfig
+from ratio_zoom.storage.models import ZoomConnection
 from tests.chaos.conftest import REPORT_LINES
 from tests.chaos.harness import ChaosStack, Report, Traffic, chaos_stack
 

@@ -13,13 +13,13 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from connections.notify import temporal_notifier
-from connections.service import ConnectionService
-from emulators.zoom_server.testing import ZoomEmulatorHandle, free_port, running_zoom_emulator
-from http_api.server import create_app
-from ratio_zoom.services import Services
-from ratio_zoom.settings import Settings
-from ratio_zoom.threaded_server import serving
+from ratio_zoom.connections.notify import temporal_notifier
+from ratio_zoom.connections.service import ConnectionService
+from ratio_zoom.emulators.zoom_server.testing import ZoomEmulatorHandle, free_port, running_zoom_emulator
+from ratio_zoom.http_api.server import create_app
+from ratio_zoom.connections.services import Services
+from ratio_zoom.core.settings import Settings
+from ratio_zoom.core.threaded_server import serving
 from ratio_zoom.worker_app import build_worker
 from starter import Appointments
 from tests.conftest import make_settings
@@ -27,7 +27,7 @@ from tests.conftest import make_settings
 
 @pytest.fixture(scope="session")
 async def zoom_emulator() -> AsyncIterator[object]:
-    from emulators.zoom_server.app import EmulatorConfig
+    from ratio_zoom.emulators.zoom_server.app import EmulatorConfig
 
     config = EmulatorConfig(client_id="test-client-id", client_secret="test-client-secret",
                             webhook_secret_token="test-webhook-secret")

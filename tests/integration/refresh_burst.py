@@ -11,7 +11,7 @@ import json
 import sys
 from collections import Counter
 
-from ratio_zoom.services import Services
+from ratio_zoom.connections.services import Services
 from tests.conftest import make_settings
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from temporalio.testing import WorkflowEnvironment
 
-from contract.appointment import Cancel, Reschedule
+from ratio_zoom.contract.appointment import Cancel, Reschedule
 from tests.integration.conftest import Stack, ws
 from tests.integration.test_appointment_lifecycle import booking
 from tests.integration.worker_process import worker_env
@@ -97,7 +97,7 @@ async def test_appointment_cli_books_shows_and_refuses_bad_input(temporal_env: W
 
     async def cli(*args: str) -> subprocess.CompletedProcess[str]:
         # asynchronously: the worker under test runs on this test's event loop
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "ratio_zoom.cli", "appointment", *args,
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "ratio_zoom.cli.main", "appointment", *args,
                                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
         return subprocess.CompletedProcess(args, proc.returncode or 0, out.decode(), err.decode())

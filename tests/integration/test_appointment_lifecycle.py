@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from contract.appointment import AppointmentInput, Attendee, Cancel, Reschedule, UpdateDetails
-from storage import audit
-from storage.models import AppointmentConference, AuditEvent
+from ratio_zoom.contract.appointment import AppointmentInput, Attendee, Cancel, Reschedule, UpdateDetails
+from ratio_zoom.storage import audit
+from ratio_zoom.storage.models import AppointmentConference, AuditEvent
 from tests.integration.conftest import Stack, ws
 from tests.integration.zoom_view import live_meetings, meeting_by_id
 

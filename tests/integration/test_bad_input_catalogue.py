@@ -14,13 +14,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select, update
 
-from contract.appointment import Attendee, Cancel, Consent, Reschedule, UpdateDetails
+from ratio_zoom.contract.appointment import Attendee, Cancel, Consent, Reschedule, UpdateDetails
 from starter import BookingRejected
 from tests.integration.conftest import RETURN, TOKEN, Api, Stack, ws
 from tests.integration.test_appointment_lifecycle import booking
-from recording_bot.webhooks import sign as bot_sign
-from storage.models import AuditEvent, OAuthState
-from zoom_api.webhooks import sign
+from ratio_zoom.recording_bot.webhooks import sign as bot_sign
+from ratio_zoom.storage.models import AuditEvent, OAuthState
+from ratio_zoom.zoom.webhooks import sign
 
 SECRETS = ("test-internal-token", "test-client-secret", "test-webhook-secret", "test-recall-webhook-secret")
 SOON = (datetime.now(timezone.utc) + timedelta(days=10)).replace(microsecond=0).isoformat()

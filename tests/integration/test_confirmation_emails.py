@@ -17,15 +17,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import schemas as act
 from activities.emails import EmailActivities
-from confirmations.smtp import SmtpConfig, SmtpSender
-from connections.notify import temporal_notifier
-from connections.service import ConnectionService
-from contract.appointment import Attendee, Cancel, Reschedule
-from emulators.smtp_sink.testing import SinkHandle, running_smtp_sink
-from ratio_zoom.services import Services
+from ratio_zoom.confirmations.smtp import SmtpConfig, SmtpSender
+from ratio_zoom.connections.notify import temporal_notifier
+from ratio_zoom.connections.service import ConnectionService
+from ratio_zoom.contract.appointment import Attendee, Cancel, Reschedule
+from ratio_zoom.emulators.smtp_sink.testing import SinkHandle, running_smtp_sink
+from ratio_zoom.connections.services import Services
 from ratio_zoom.worker_app import build_worker
 from starter import Appointments
-from storage.models import EmailOutbox
+from ratio_zoom.storage.models import EmailOutbox
 from tests.conftest import make_settings
 from tests.integration.conftest import Stack, ws
 from tests.integration.test_appointment_lifecycle import booking

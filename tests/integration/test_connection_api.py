@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import update
 
-from storage.models import OAuthState
+from ratio_zoom.storage.models import OAuthState
 from tests.integration.conftest import RETURN, TOKEN, Api, ws
-from zoom_api.webhooks import sign
+from ratio_zoom.zoom.webhooks import sign
 
 async def test_owner_connects_through_the_browser_flow(api: Api) -> None:
     workspace = ws()
@@ -100,7 +100,7 @@ async def test_disconnect_purges_secrets_and_stops_every_zoom_call(api: Api) -> 
     status = await api.status(workspace)
     assert status["zoom_email"] is None and status["zoom_user_id"] is None
     async with api.services.db.sessions() as session:
-        from connections.repository import load_connection
+        from ratio_zoom.connections.repository import load_connection
 
         row = await load_connection(session, workspace)
         assert row is not None and row.access_token_enc is None and row.refresh_token_enc is None
@@ -111,7 +111,7 @@ async def test_disconnect_purges_secrets_and_stops_every_zoom_call(api: Api) -> 
                                 json={"actor_id": "u1", "actor_role": "admin"},
                                 headers={"Authorization": f"Bearer {TOKEN}"})
     assert again.status_code == 200  # idempotent
-    from connections.errors import Detached
+    from ratio_zoom.connections.errors import Detached
 
     with pytest.raises(Detached):
         await api.services.broker.call(workspace, lambda lease: api.services.zoom.get_me(lease.token))
@@ -153,7 +153,7 @@ async def test_database_dump_holds_no_token_or_zoom_email_in_clear(api: Api, fre
     workspace = ws()
     await api.browser((await api.connect(workspace)).json()["authorize_url"])
     async with api.services.db.sessions() as session:
-        from connections.repository import load_connection, read_secrets
+        from ratio_zoom.connections.repository import load_connection, read_secrets
 
         secrets = read_secrets(api.services.vault, await load_connection(session, workspace))
     dump = subprocess.run(["pg_dump", "--data-only", fresh_pg_url], capture_output=True, text=True, check=True).stdout

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
-from contract.appointment import AppointmentInput, Cancel, ConferenceResult, Reschedule
+from ratio_zoom.contract.appointment import AppointmentInput, Cancel, ConferenceResult, Reschedule
 from tests.integration.conftest import Stack, ws
 from tests.integration.worker_process import WorkerProcess, worker_env
 
@@ -115,8 +115,8 @@ async def test_worker_killed_at_random_points_leaves_exactly_one_meeting_each(
             violations.append(f"{handle.id}: a workflow task failed")
     from sqlalchemy import select
 
-    from storage import audit
-    from storage.models import AuditEvent
+    from ratio_zoom.storage import audit
+    from ratio_zoom.storage.models import AuditEvent
 
     async with stack.services.db.sessions() as session:
         rows = list((await session.execute(select(AuditEvent.appointment_id, AuditEvent.event).where(

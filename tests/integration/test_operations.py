@@ -8,8 +8,8 @@ import urllib.request
 
 from temporalio.testing import WorkflowEnvironment
 
-from contract.appointment import Cancel
-from emulators.zoom_server.testing import free_port
+from ratio_zoom.contract.appointment import Cancel
+from ratio_zoom.emulators.zoom_server.testing import free_port
 from tests.conftest import temporal_cli
 from tests.integration.conftest import Stack, ws
 from tests.integration.test_appointment_lifecycle import booking

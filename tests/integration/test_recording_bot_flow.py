@@ -17,17 +17,17 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities import schemas as act
 from activities.bots import BotActivities
-from connections.notify import temporal_notifier
-from connections.service import ConnectionService
-from contract.appointment import Cancel, Consent, Reschedule
-from emulators.recording_bot.app import BotEmulatorConfig, create_app as bot_app
-from emulators.zoom_server.testing import free_port
-from http_api.server import create_app
-from ratio_zoom.services import Services
-from ratio_zoom.threaded_server import serving
+from ratio_zoom.connections.notify import temporal_notifier
+from ratio_zoom.connections.service import ConnectionService
+from ratio_zoom.contract.appointment import Cancel, Consent, Reschedule
+from ratio_zoom.emulators.recording_bot.app import BotEmulatorConfig, create_app as bot_app
+from ratio_zoom.emulators.zoom_server.testing import free_port
+from ratio_zoom.http_api.server import create_app
+from ratio_zoom.connections.services import Services
+from ratio_zoom.core.threaded_server import serving
 from ratio_zoom.worker_app import build_worker
-from recording_bot.recall import RecallProvider
-from recording_bot.webhooks import sign
+from ratio_zoom.recording_bot.recall import RecallProvider
+from ratio_zoom.recording_bot.webhooks import sign
 from starter import Appointments
 from tests.conftest import make_settings
 from tests.integration.conftest import Stack, ws
@@ -164,7 +164,7 @@ async def test_bot_follows_consent_reschedules_meeting_changes_and_cancel(bot_st
     assert state.recording_bot.status == "waiting_for_host_permission" and "admit" in (state.recording_bot.note or "")
     from sqlalchemy import select
 
-    from storage.models import AuditEvent
+    from ratio_zoom.storage.models import AuditEvent
 
     async with stack.services.db.sessions() as session:
         events = list((await session.execute(select(AuditEvent.event).where(

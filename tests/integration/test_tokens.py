@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import update
 
-from contract.appointment import Reschedule
-from storage.models import ZoomConnection
+from ratio_zoom.contract.appointment import Reschedule
+from ratio_zoom.storage.models import ZoomConnection
 from tests.integration.conftest import Stack, ws
 from tests.integration.test_appointment_lifecycle import booking
 
@@ -108,7 +108,7 @@ async def test_disconnect_mid_traffic_then_zero_zoom_calls(stack: Stack) -> None
 async def _audit_events(stack: Stack, workspace: str) -> list[str]:
     from sqlalchemy import select
 
-    from storage.models import AuditEvent
+    from ratio_zoom.storage.models import AuditEvent
 
     async with stack.services.db.sessions() as session:
         return list((await session.execute(select(AuditEvent.event).where(

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from ratio_zoom.settings import Settings
+from ratio_zoom.core.settings import Settings
 
 
 def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
@@ -52,7 +52,7 @@ class WorkerProcess:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "ratio_zoom.cli", self._command], env=self._env,
+        self.process = subprocess.Popen([sys.executable, "-m", "ratio_zoom.cli.main", self._command], env=self._env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def kill(self) -> None:

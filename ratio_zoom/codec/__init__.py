@@ -1,0 +1,1 @@
+"""The codec server the Temporal UI and CLI use to show encrypted payloads decoded (`/codec`)."""

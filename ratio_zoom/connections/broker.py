@@ -1,0 +1,198 @@
+"""The token broker: the one way activities get a Zoom access token and make a Zoom call.
+
+- Refreshes ahead of expiry (5 minutes by default). Zoom rotates refresh tokens, so two processes
+  refreshing at once would kill each other's grant: refreshes of one workspace are serialised across
+  processes and machines by a row lock (PostgreSQL `SELECT ... FOR UPDATE`; SQLite `BEGIN IMMEDIATE`),
+  the row is re-read inside the lock, and the new pair is committed before anyone uses it. Inside one
+  process an asyncio lock per workspace keeps the other coroutines off the database while one refreshes.
+- A 401/124 triggers one refresh and one retry of the call.
+- `invalid_grant` turns the connection into `needs_reconnect` (audited); callers then park.
+- On PostgreSQL each call runs while holding `FOR SHARE` on the connection row, and disconnect takes
+  `FOR UPDATE` before deleting the tokens: so once a disconnect returns, no call is in flight and none can
+  start. (SQLite, the single-machine default, re-checks the row right before each call instead.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from ratio_zoom.connections.errors import Detached, NeedsReconnect, NotConnected, RefreshUnavailable
+from ratio_zoom.connections.repository import (
+    USER_HASH_PURPOSE,
+    as_utc,
+    load_connection,
+    read_secrets,
+    utcnow,
+    write_tokens,
+)
+from ratio_zoom.storage import audit
+from ratio_zoom.storage.db import Database
+from ratio_zoom.storage.models import ZoomConnection
+from ratio_zoom.storage.vault import Vault
+from ratio_zoom.zoom.errors import AccessTokenInvalid, InvalidGrant, OAuthError, OAuthServerError, ZoomTransportError
+from ratio_zoom.zoom.oauth import ZoomOAuth
+
+T = TypeVar("T")
+REFRESH_MARGIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A usable access token and who it belongs to. The repr never shows the token."""
+
+    workspace_id: str
+    token: str = field(repr=False)
+    generation: int
+    owner_hashes: tuple[str, ...] = field(repr=False)
+
+    @property
+    def owner_hash(self) -> str:
+        return self.owner_hashes[0]
+
+
+@dataclass
+class BrokerStats:
+    refreshes: int = 0
+    refresh_failures: int = 0
+    invalid_grants: int = 0
+
+
+class TokenBroker:
+    def __init__(
+        self,
+        db: Database,
+        vault: Vault,
+        oauth: ZoomOAuth,
+        *,
+        refresh_margin: timedelta = REFRESH_MARGIN,
+        clock: Callable[[], datetime] = utcnow,
+        on_refresh: Callable[[str], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._vault = vault
+        self._oauth = oauth
+        self._margin = refresh_margin
+        self._clock = clock
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._hold_share_lock = not db.is_sqlite
+        self._on_refresh = on_refresh
+        self.stats = BrokerStats()
+
+    async def call(self, workspace_id: str, fn: Callable[[Lease], Awaitable[T]]) -> T:
+        """Run `fn` with a valid token; on 401/124 refresh once and run it once more."""
+        stale: int | None = None
+        for attempt in (1, 2):
+            async with self.lease(workspace_id, stale_generation=stale) as lease:
+                try:
+                    return await fn(lease)
+                except AccessTokenInvalid:
+                    if attempt == 2:
+                        raise
+                    stale = lease.generation
+        raise AssertionError("unreachable")
+
+    @asynccontextmanager
+    async def lease(self, workspace_id: str, *, stale_generation: int | None = None) -> AsyncIterator[Lease]:
+        for _ in range(3):
+            if self._hold_share_lock:
+                async with self._db.transaction() as session:
+                    row = await load_connection(session, workspace_id, lock="share")
+                    verdict = self._verdict(row, stale_generation)
+                    if isinstance(verdict, Lease):
+                        yield verdict
+                        return
+            else:
+                async with self._db.sessions() as session:
+                    row = await load_connection(session, workspace_id)
+                    verdict = self._verdict(row, stale_generation)
+                if isinstance(verdict, Lease):
+                    yield verdict
+                    return
+            await self.refresh(workspace_id, seen_generation=verdict)
+            stale_generation = None
+        raise RefreshUnavailable("could not obtain a fresh Zoom access token after three refreshes")
+
+    def _verdict(self, row: ZoomConnection | None, stale_generation: int | None) -> Lease | int:
+        """A lease, or the generation that needs refreshing. Raises when the connection is unusable."""
+        _raise_if_unusable(row)
+        assert row is not None
+        expires_at = as_utc(row.access_token_expires_at)
+        if (stale_generation is not None and row.token_generation == stale_generation) or (
+            expires_at is None or expires_at - self._clock() <= self._margin
+        ):
+            return row.token_generation
+        secrets = read_secrets(self._vault, row)
+        assert secrets.access_token is not None and secrets.zoom_user_id is not None
+        return Lease(workspace_id=row.workspace_id, token=secrets.access_token, generation=row.token_generation,
+                     owner_hashes=tuple(self._vault.lookup_hashes(secrets.zoom_user_id, USER_HASH_PURPOSE)))
+
+    async def refresh(self, workspace_id: str, *, seen_generation: int) -> None:
+        """Refresh unless someone else already did since `seen_generation`."""
+        async with self._locks[workspace_id]:
+            dead: InvalidGrant | None = None
+            failed: str | None = None
+            generation = seen_generation
+            async with self._db.transaction() as session:
+                row = await load_connection(session, workspace_id, lock="update")
+                _raise_if_unusable(row)
+                assert row is not None
+                generation = row.token_generation
+                expires_at = as_utc(row.access_token_expires_at)
+                fresh = expires_at is not None and expires_at - self._clock() > self._margin
+                if row.token_generation != seen_generation and fresh:
+                    return  # another process refreshed while we waited for the lock
+                secrets = read_secrets(self._vault, row)
+                assert secrets.refresh_token is not None
+                try:
+                    tokens = await self._oauth.refresh(secrets.refresh_token)
+                except InvalidGrant as exc:
+                    dead = exc
+                    row.status = "needs_reconnect"
+                    row.status_reason = "Zoom refused the refresh token (invalid_grant); an Owner or Admin must reconnect"
+                    row.updated_at = self._clock()
+                    await audit.append(session, audit.AuditFact(
+                        workspace_id=workspace_id, event="connection.needs_reconnect", actor="system",
+                        dedupe_key=f"conn:{workspace_id}:needs_reconnect:{row.token_generation}",
+                        details={"reason": "invalid_grant"},
+                    ))
+                except (ZoomTransportError, OAuthServerError) as exc:
+                    # The response may be lost after Zoom rotated the pair; the retry will tell (a dead old
+                    # refresh token then answers invalid_grant and we ask for a reconnect).
+                    failed = f"Zoom token refresh failed: {exc}"
+                except OAuthError as exc:
+                    failed = f"Zoom token refresh refused: {exc}"
+                else:
+                    write_tokens(self._vault, row, tokens.access_token.get_secret_value(),
+                                 tokens.refresh_token.get_secret_value(), tokens.expires_in, self._clock())
+                    self.stats.refreshes += 1
+                    if self._on_refresh is not None:
+                        self._on_refresh(workspace_id)
+            if failed is not None:
+                self.stats.refresh_failures += 1
+                # Audited once per token generation, however often the activity retries.
+                async with self._db.transaction() as session:
+                    await audit.append(session, audit.AuditFact(
+                        workspace_id=workspace_id, event="connection.refresh_failed", actor="system",
+                        dedupe_key=f"conn:{workspace_id}:refresh_failed:{generation}",
+                        details={"reason": failed.split(":", 1)[0]}))
+                raise RefreshUnavailable(failed)
+            if dead is not None:
+                self.stats.invalid_grants += 1
+                raise NeedsReconnect("the Zoom connection needs to be re-authorized (invalid_grant)")
+
+
+def _raise_if_unusable(row: ZoomConnection | None) -> None:
+    if row is None:
+        raise NotConnected("Zoom is not connected for this workspace")
+    if row.status == "disconnected":
+        raise Detached("Zoom was disconnected from this workspace")
+    if row.status == "needs_reconnect":
+        raise NeedsReconnect(row.status_reason or "the Zoom connection needs to be re-authorized")
+    if row.access_token_enc is None or row.refresh_token_enc is None:
+        raise NotConnected("the Zoom connection has no tokens")

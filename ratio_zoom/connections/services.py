@@ -1,0 +1,41 @@
+"""The shared dependencies, built once at start-up from the settings and passed down (never globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ratio_zoom.connections.broker import TokenBroker
+from ratio_zoom.core.settings import Settings
+from ratio_zoom.storage.db import Database
+from ratio_zoom.storage.vault import Vault
+from ratio_zoom.zoom.client import ResponseObserver, ZoomClient, new_http_client
+from ratio_zoom.zoom.oauth import ZoomOAuth
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    vault: Vault
+    zoom: ZoomClient
+    oauth: ZoomOAuth
+    broker: TokenBroker
+
+    @classmethod
+    def create(cls, settings: Settings, *, observer: ResponseObserver | None = None,
+               on_refresh: Callable[[str], None] | None = None,
+               refresh_margin: timedelta = timedelta(minutes=5), pooled: bool = True) -> Services:
+        db = Database(settings.database_url, pooled=pooled)
+        vault = Vault(settings.token_keyring())
+        http = new_http_client()
+        zoom = ZoomClient(settings.zoom_api_base_url, http, observer=observer)
+        oauth = ZoomOAuth(settings.zoom_oauth_base_url, settings.zoom_client_id, settings.zoom_client_secret,
+                          settings.zoom_redirect_uri, http)
+        broker = TokenBroker(db, vault, oauth, refresh_margin=refresh_margin, on_refresh=on_refresh)
+        return cls(settings=settings, db=db, vault=vault, zoom=zoom, oauth=oauth, broker=broker)
+
+    async def aclose(self) -> None:
+        await self.zoom.aclose()
+        await self.db.dispose()

@@ -1,0 +1,141 @@
+"""The one typed settings object, read from the environment and an optional `.env`.
+
+The variable names are a contract with deployments and the core app: keep them. Secrets are `SecretStr`
+so they never print. `load_settings()` turns any validation problem into one `ConfigurationError` line that
+names the variable, so commands can exit cleanly instead of failing deep inside a request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ratio_zoom.core.keyring import KeyRing, KeyRingError
+
+DEFAULT_DATA_DIR = Path(".data")
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or malformed. The message is one line that names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DATA_DIR / 'ratio-zoom.sqlite3'}", alias="DATABASE_URL"
+    )
+    temporal_address: str = Field(default="localhost:7233", alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
+    temporal_task_queue: str = Field(default="zoom-meetings", alias="TEMPORAL_TASK_QUEUE")
+
+    zoom_client_id: str = Field(default="", alias="ZOOM_CLIENT_ID")
+    zoom_client_secret: SecretStr = Field(default=SecretStr(""), alias="ZOOM_CLIENT_SECRET")
+    zoom_redirect_uri: str = Field(default="", alias="ZOOM_REDIRECT_URI")
+    zoom_webhook_secret_token: SecretStr = Field(default=SecretStr(""), alias="ZOOM_WEBHOOK_SECRET_TOKEN")
+    zoom_api_base_url: str = Field(default="https://api.zoom.us/v2", alias="ZOOM_API_BASE_URL")
+    zoom_oauth_base_url: str = Field(default="https://zoom.us", alias="ZOOM_OAUTH_BASE_URL")
+
+    token_encryption_keys: SecretStr = Field(default=SecretStr(""), alias="TOKEN_ENCRYPTION_KEYS")
+    payload_encryption_keys: SecretStr = Field(default=SecretStr(""), alias="PAYLOAD_ENCRYPTION_KEYS")
+    internal_api_token: SecretStr = Field(default=SecretStr(""), alias="INTERNAL_API_TOKEN")
+    api_bind: str = Field(default="127.0.0.1:8080", alias="API_BIND")
+    public_base_url: str = Field(default="", alias="PUBLIC_BASE_URL")
+    # The codec server (served by the API when PAYLOAD_ENCRYPTION_KEYS is set) answers the Temporal UI.
+    codec_cors_origins: str = Field(default="http://localhost:8233,http://127.0.0.1:8233", alias="CODEC_CORS_ORIGINS")
+    codec_auth_token: SecretStr = Field(default=SecretStr(""), alias="CODEC_AUTH_TOKEN")
+
+    # How long an appointment workflow stays open after the appointment ends, and when before the start it
+    # checks the meeting once for drift made inside Zoom.
+    appointment_grace_hours: float = Field(default=24.0, alias="APPOINTMENT_GRACE_HOURS", gt=0)
+    pre_start_check_minutes: float = Field(default=60.0, alias="PRE_START_CHECK_MINUTES", ge=0)
+
+    # Attendee confirmations. Off when EMAILS_ENABLED=false (the core app sends its own) or SMTP_URL is unset.
+    smtp_url: SecretStr = Field(default=SecretStr(""), alias="SMTP_URL")
+    email_from: str = Field(default="Ratio <no-reply@ratio.example>", alias="EMAIL_FROM")
+    emails_enabled: bool = Field(default=True, alias="EMAILS_ENABLED")
+
+    # Recording bot (Recall.ai API or its emulator). Off when the URL or key is unset.
+    recording_bot_api_url: str = Field(default="", alias="RECORDING_BOT_API_URL")
+    recording_bot_api_key: SecretStr = Field(default=SecretStr(""), alias="RECORDING_BOT_API_KEY")
+    recording_bot_webhook_secret: SecretStr = Field(default=SecretStr(""), alias="RECORDING_BOT_WEBHOOK_SECRET")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
+    log_format: Literal["json", "text"] = Field(default="json", alias="LOG_FORMAT")
+    metrics_bind: str = Field(default="", alias="METRICS_BIND")
+
+    @field_validator("api_bind", "metrics_bind")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value == "":
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, for example 127.0.0.1:8080")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("zoom_api_base_url", "zoom_oauth_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    # -- derived, validated views -------------------------------------------------------------------
+
+    def token_keyring(self) -> KeyRing:
+        return _ring("TOKEN_ENCRYPTION_KEYS", self.token_encryption_keys)
+
+    def payload_keyring(self) -> KeyRing | None:
+        if not self.payload_encryption_keys.get_secret_value():
+            return None
+        return _ring("PAYLOAD_ENCRYPTION_KEYS", self.payload_encryption_keys)
+
+    def require(self, *names: str) -> None:
+        """Fail with one clear line when a command needs settings that are empty."""
+        for name in names:
+            field = next(k for k, f in type(self).model_fields.items() if f.alias == name)
+            value = getattr(self, field)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if not value:
+                raise ConfigurationError(f"{name} is required but not set")
+
+    @property
+    def api_host_port(self) -> tuple[str, int]:
+        host, _, port = self.api_bind.rpartition(":")
+        return host, int(port)
+
+
+def _ring(name: str, value: SecretStr) -> KeyRing:
+    raw = value.get_secret_value()
+    if not raw:
+        raise ConfigurationError(f"{name} is required but not set (format kid:base64key[,kid:base64key...])")
+    try:
+        return KeyRing.parse(raw)
+    except KeyRingError as exc:
+        raise ConfigurationError(f"{name} is malformed: {exc}") from None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (and `.env`), raising one-line `ConfigurationError`s."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first["loc"][0] if first["loc"] else "settings"
+        name = str(loc)
+        for field_name, field in Settings.model_fields.items():
+            if field_name == loc and field.alias:
+                name = field.alias
+        raise ConfigurationError(f"{name} is invalid: {first['msg']}") from None

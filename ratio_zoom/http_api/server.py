@@ -1,0 +1,299 @@
+"""The service's HTTP API (FastAPI): Zoom connect/callback/status/disconnect, Zoom webhooks, health.
+
+OpenAPI is published at /openapi.json. Every /v1/workspaces call needs `Authorization: Bearer
+<INTERNAL_API_TOKEN>` and says who acts (`actor_id`, `actor_role`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+from datetime import datetime
+from typing import Literal
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from ratio_zoom.connections.repository import utcnow
+from ratio_zoom.connections.service import ConnectionRefused, ConnectionService
+from ratio_zoom.http_api.auth import bearer_guard
+from ratio_zoom.connections.services import Services
+from ratio_zoom.storage.models import WebhookDelivery
+from ratio_zoom.zoom.webhooks import WebhookSignatureError, url_validation_response, verify_signature
+
+log = logging.getLogger("ratio_zoom.api")
+MAX_BODY_BYTES = 64 * 1024
+Role = Literal["owner", "admin", "member"]
+
+
+class ConnectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actor_id: str = Field(min_length=1, max_length=128)
+    actor_role: Role
+    return_url: str = Field(min_length=1, max_length=2000)
+
+
+class ConnectResponse(BaseModel):
+    authorize_url: str
+
+
+class ActorRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actor_id: str = Field(min_length=1, max_length=128)
+    actor_role: Role
+
+
+class ConnectionView(BaseModel):
+    workspace_id: str
+    status: Literal["connected", "needs_reconnect", "disconnected"]
+    zoom_email: str | None = None
+    zoom_user_id: str | None = None
+    connected_by: str | None = None
+    connected_at: datetime | None = None
+    scopes: list[str] = []
+    reason: str | None = None
+
+
+class BodyLimit(BaseHTTPMiddleware):
+    """Refuse oversized bodies before reading them (Content-Length) and while reading (chunked)."""
+
+    async def dispatch(self, request: Request, call_next):  # type: ignore[no-untyped-def]
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse({"detail": f"request body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
+        return await call_next(request)
+
+
+def create_app(services: Services, connections: ConnectionService, *, temporal_ready=None,  # type: ignore[no-untyped-def]
+               bot_signaller=None) -> FastAPI:
+    """`bot_signaller(appointment_id, event)` relays a verified bot status to the appointment's workflow."""
+    settings = services.settings
+    app = FastAPI(title="ratio-zoom", version="0.1.0",
+                  description="Zoom connection lifecycle and webhooks for Ratio workspaces.")
+    app.add_middleware(BodyLimit)
+    guard = Depends(bearer_guard(settings.internal_api_token.get_secret_value()))
+    ring = settings.payload_keyring()
+    if ring is not None:
+        from ratio_zoom.core.payload_codec import EncryptionCodec
+        from ratio_zoom.codec.server import codec_routes
+
+        origins = [o.strip() for o in settings.codec_cors_origins.split(",") if o.strip()]
+        token = settings.codec_auth_token.get_secret_value() or None
+        app.include_router(codec_routes(EncryptionCodec(ring), allowed_origins=origins, bearer_token=token))
+
+    def refused(exc: ConnectionRefused) -> JSONResponse:
+        return JSONResponse({"detail": exc.reason}, status_code=exc.status)
+
+    @app.post("/v1/workspaces/{workspace_id}/zoom/connect", response_model=ConnectResponse, dependencies=[guard])
+    async def connect(workspace_id: str, body: ConnectRequest) -> ConnectResponse | JSONResponse:
+        try:
+            url = await connections.start_connect(workspace_id, body.actor_id, body.actor_role, body.return_url)
+        except ConnectionRefused as exc:
+            return refused(exc)
+        return ConnectResponse(authorize_url=url)
+
+    @app.get("/v1/zoom/oauth/callback", response_class=RedirectResponse, include_in_schema=True)
+    async def oauth_callback(code: str | None = None, state: str | None = None, error: str | None = None) -> Response:
+        try:
+            target = await connections.complete_connect(code, state, error)
+        except ConnectionRefused as exc:
+            # Without a valid state we do not know (or trust) a return URL: show the reason here.
+            page = (f"<!doctype html><title>Zoom connection failed</title><h1>Zoom connection failed</h1>"
+                    f"<p>Reason: {html.escape(exc.reason)}. Start again from Ratio's Zoom settings page.</p>")
+            return HTMLResponse(page, status_code=400)
+        return RedirectResponse(target, status_code=303)
+
+    @app.get("/v1/workspaces/{workspace_id}/zoom", response_model=ConnectionView, dependencies=[guard])
+    async def connection_status(workspace_id: str) -> ConnectionView:
+        status = await connections.status(workspace_id)
+        return ConnectionView(workspace_id=workspace_id, status=status.status, zoom_email=status.zoom_email,  # type: ignore[arg-type]
+                              zoom_user_id=status.zoom_user_id, connected_by=status.connected_by,
+                              connected_at=status.connected_at, scopes=list(status.scopes), reason=status.reason)
+
+    @app.post("/v1/workspaces/{workspace_id}/zoom/disconnect", response_model=ConnectionView, dependencies=[guard])
+    async def disconnect(workspace_id: str, body: ActorRequest) -> ConnectionView | JSONResponse:
+        try:
+            status = await connections.disconnect(workspace_id, body.actor_id, body.actor_role)
+        except ConnectionRefused as exc:
+            return refused(exc)
+        return ConnectionView(workspace_id=workspace_id, status=status.status, reason=status.reason)  # type: ignore[arg-type]
+
+    @app.post("/v1/webhooks/zoom")
+    async def zoom_webhook(request: Request) -> JSONResponse:
+        body = await request.body()
+        secret = settings.zoom_webhook_secret_token.get_secret_value()
+        try:
+            verify_signature(secret, request.headers.get("x-zm-request-timestamp"), body,
+                             request.headers.get("x-zm-signature"))
+        except WebhookSignatureError as exc:
+            log.warning("zoom webhook refused: %s", exc)
+            return JSONResponse({"detail": "invalid signature"}, status_code=401)
+        try:
+            event = json.loads(body)
+            name = event["event"]
+            payload = event.get("payload") or {}
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"detail": "malformed event"}, status_code=400)
+        if name == "endpoint.url_validation":
+            plain = payload.get("plainToken")
+            if not isinstance(plain, str) or not plain:
+                return JSONResponse({"detail": "plainToken missing"}, status_code=400)
+            return JSONResponse(url_validation_response(secret, plain))
+        if name == "app_deauthorized":
+            user_id = payload.get("user_id")
+            if not isinstance(user_id, str) or not user_id:
+                return JSONResponse({"detail": "user_id missing"}, status_code=400)
+            delivery = hashlib.sha256(body).hexdigest()
+            if not await _first_delivery(services, f"zoom:{delivery}"):
+                return JSONResponse({"status": "duplicate delivery ignored"})
+            workspaces = await connections.deauthorize(user_id, delivery)
+            return JSONResponse({"status": "deauthorized", "workspaces": len(workspaces)})
+        return JSONResponse({"status": "ignored", "event": str(name)[:64]})
+
+    @app.post("/v1/webhooks/recording-bot")
+    async def recording_bot_webhook(request: Request) -> JSONResponse:
+        from ratio_zoom.recording_bot.webhooks import BotWebhookError, verify
+
+        body = await request.body()
+        try:
+            event = verify(settings.recording_bot_webhook_secret.get_secret_value(), dict(request.headers), body)
+        except BotWebhookError as exc:
+            log.warning("recording-bot webhook refused: %s", exc)
+            return JSONResponse({"detail": "invalid signature"}, status_code=401)
+        if not await _first_delivery(services, f"recall:{event.delivery_id}"):
+            return JSONResponse({"status": "duplicate delivery ignored"})
+        appointment_id = event.metadata.get("appointment_id")
+        if not appointment_id or bot_signaller is None:
+            return JSONResponse({"status": "ignored", "reason": "no appointment in the bot's metadata"})
+        try:
+            await _audit_bot_status(services, appointment_id, event)
+            await bot_signaller(appointment_id, event)
+        except Exception:  # noqa: BLE001 - answered 503 so the provider redelivers; logged with the reason
+            log.exception("could not relay recording-bot status for appointment %s", appointment_id)
+            await _forget_delivery(services, f"recall:{event.delivery_id}")  # let the redelivery through
+            return JSONResponse({"detail": "temporarily unable to record the status"}, status_code=503)
+        return JSONResponse({"status": "relayed", "bot_status": event.status})
+
+    @app.get("/v1/recording-bot/zoom-obf-token")
+    async def zoom_obf_token(dispatch_key: str = "", secret: str = "") -> Response:
+        """Called by the bot provider at launch. Minted now from the host's grant; never stored or logged."""
+        import hmac as _hmac
+
+        from activities.bots import obf_secret
+        from ratio_zoom.storage.models import AppointmentConference, BotDispatch
+        from ratio_zoom.zoom.errors import ZoomError
+        from ratio_zoom.zoom.oauth import OBF_TOKEN_SCOPE
+
+        if not dispatch_key or not secret or not _hmac.compare_digest(
+                secret.encode(), obf_secret(services.vault, dispatch_key).encode()):
+            return JSONResponse({"detail": "unknown bot or wrong secret"}, status_code=401)
+        async with services.db.sessions() as session:
+            dispatch = await session.get(BotDispatch, dispatch_key)
+            conference = await session.get(AppointmentConference, dispatch.appointment_id) if dispatch else None
+            from ratio_zoom.connections.repository import load_connection
+
+            connection = await load_connection(session, conference.workspace_id) if conference else None
+        if dispatch is None or conference is None or connection is None or connection.status != "connected":
+            return JSONResponse({"detail": "no Zoom connection for this bot's appointment"}, status_code=409)
+        if OBF_TOKEN_SCOPE not in connection.scopes.split():
+            return JSONResponse({"detail": "the Zoom grant lacks user:read:token; the host must admit the bot"},
+                                status_code=409)
+        try:
+            obf = await services.broker.call(conference.workspace_id,
+                                             lambda lease: services.zoom.get_on_behalf_token(lease.token))
+        except ZoomError as exc:
+            return JSONResponse({"detail": f"Zoom refused: {type(exc).__name__}"}, status_code=502)
+        except Exception as exc:  # noqa: BLE001 - connection unusable (detached, needs reconnect): say so
+            return JSONResponse({"detail": f"Zoom connection unusable: {type(exc).__name__}"}, status_code=409)
+        return Response(obf.token.get_secret_value(), media_type="text/plain", headers={"Cache-Control": "no-store"})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            async with services.db.sessions() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not swallowed
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        if temporal_ready is not None:
+            checks["temporal"] = "ok" if await temporal_ready() else "unreachable"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+
+    return app
+
+
+async def _audit_bot_status(services: Services, appointment_id: str, event) -> None:  # type: ignore[no-untyped-def]
+    """The bot's status changes are lifecycle facts too: one audit row per webhook delivery."""
+    from ratio_zoom.storage import audit
+    from ratio_zoom.storage.models import AppointmentConference
+
+    async with services.db.transaction() as session:
+        conference = await session.get(AppointmentConference, appointment_id)
+        if conference is None:
+            return
+        await audit.append(session, audit.AuditFact(
+            workspace_id=conference.workspace_id, appointment_id=appointment_id, event="bot.status", actor="provider",
+            dedupe_key=f"recall:{event.delivery_id}", details={"bot_id": event.bot_id, "status": event.status,
+                                                               "sub_code": event.sub_code}))
+
+
+async def _forget_delivery(services: Services, key: str) -> None:
+    async with services.db.transaction() as session:
+        row = await session.get(WebhookDelivery, key)
+        if row is not None:
+            await session.delete(row)
+
+
+async def _first_delivery(services: Services, key: str) -> bool:
+    try:
+        async with services.db.transaction() as session:
+            if await session.get(WebhookDelivery, key) is not None:
+                return False
+            session.add(WebhookDelivery(delivery_key=key, source=key.split(":", 1)[0], received_at=utcnow()))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def run_api(settings) -> None:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from ratio_zoom.connections.notify import temporal_notifier
+    from ratio_zoom.core.temporal import connect_client
+
+    services = Services.create(settings)
+    client = await connect_client(settings)
+
+    async def temporal_ready() -> bool:
+        try:
+            return bool(await client.service_client.check_health())
+        except Exception:  # noqa: BLE001
+            return False
+
+    connections = ConnectionService(services.db, services.vault, services.oauth, services.zoom,
+                                    notify=temporal_notifier(client))
+    async def bot_signaller(appointment_id: str, event) -> None:  # type: ignore[no-untyped-def]
+        from ratio_zoom.contract.appointment import workflow_id_for
+
+        await client.get_workflow_handle(workflow_id_for(appointment_id)).signal("bot_status", event)
+
+    app = create_app(services, connections, temporal_ready=temporal_ready, bot_signaller=bot_signaller)
+    host, port = settings.api_host_port
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=True))
+    print(f"ratio-zoom API on http://{host}:{port} (OpenAPI at /openapi.json)", flush=True)
+    try:
+        await server.serve()
+    finally:
+        await services.aclose()
