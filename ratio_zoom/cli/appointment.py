@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ratio_zoom.contract.appointment import AppointmentInput, Attendee, Cancel, Consent, Reschedule, UpdateDetails
+from ratio_zoom.cli.dates import StartTimeError, resolve_start
 from ratio_zoom.core.settings import Settings
 
 
@@ -20,7 +21,7 @@ def add_appointment_commands(sub: Any) -> None:
     book.add_argument("--workspace", required=True)
     book.add_argument("--title", required=True)
     book.add_argument("--description")
-    book.add_argument("--start", required=True, help="RFC 3339 with offset")
+    book.add_argument("--start", required=True, help="RFC 3339 with offset, or +Nd HH:MM (N days from today, in --timezone)")
     book.add_argument("--duration", type=int, required=True, help="minutes")
     book.add_argument("--timezone", default="UTC")
     book.add_argument("--provider", default="zoom")
@@ -29,7 +30,7 @@ def add_appointment_commands(sub: Any) -> None:
     book.add_argument("--timeout", type=float, default=30.0)
     resched = verbs.add_parser("reschedule")
     resched.add_argument("appointment_id")
-    resched.add_argument("--start", required=True)
+    resched.add_argument("--start", required=True, help="RFC 3339 with offset, or +Nd HH:MM (in --timezone, else UTC)")
     resched.add_argument("--duration", type=int, required=True)
     resched.add_argument("--timezone")
     resched.add_argument("--request-id")
@@ -70,6 +71,12 @@ def _rid(value: str | None) -> str:
 async def run_appointment(settings: Settings, args: argparse.Namespace) -> int:
     from starter import Appointments, BookingRejected, connect
 
+    if args.verb in ("book", "reschedule"):
+        try:
+            args.start = resolve_start(args.start, args.timezone)
+        except StartTimeError as exc:
+            print(f"ratio-zoom appointment {args.verb}: {exc}")
+            return 2
     client = await connect(settings)
     appointments = Appointments(client, task_queue=settings.temporal_task_queue)
     out: Any

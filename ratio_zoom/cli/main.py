@@ -16,6 +16,9 @@ from typing import Any
 
 from ratio_zoom.core.settings import ConfigurationError, Settings, load_settings
 
+# Imported only by `ratio-zoom dev` and `ratio-zoom emulate` (pyproject's `dev` extra).
+DEV_EXTRA_MODULES = frozenset({"aiosmtpd", "openapi_schema_validator"})
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ratio-zoom", description="Zoom meetings in lock-step with Ratio appointments.")
@@ -72,6 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        # The emulators and the supervised dev server live in the `dev` extra, which the production image
+        # does not install: say so in one line instead of a traceback.
+        if args.command in ("dev", "emulate") and exc.name in DEV_EXTRA_MODULES:
+            print(f"ratio-zoom {args.command}: needs the dev extra ({exc.name} is missing): "
+                  "pip install -e '.[dev]'", file=sys.stderr)
+            return 2
+        raise
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
