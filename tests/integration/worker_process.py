@@ -14,6 +14,8 @@ from ratio_zoom.core.settings import Settings
 def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
+        # Explicit, never inherited from the developer's shell: the mode decides which start-up checks apply.
+        "RATIO_ZOOM_MODE": settings.mode,
         "DATABASE_URL": settings.database_url,
         "TEMPORAL_ADDRESS": temporal_address,
         "TEMPORAL_NAMESPACE": settings.temporal_namespace,
@@ -27,7 +29,9 @@ def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "INTERNAL_API_TOKEN": settings.internal_api_token.get_secret_value(),
         "TOKEN_ENCRYPTION_KEYS": settings.token_encryption_keys.get_secret_value(),
         "PAYLOAD_ENCRYPTION_KEYS": settings.payload_encryption_keys.get_secret_value(),
+        "CODEC_AUTH_TOKEN": settings.codec_auth_token.get_secret_value(),
         "SMTP_URL": settings.smtp_url.get_secret_value(),
+        "SMTP_ALLOW_PLAINTEXT": str(settings.smtp_allow_plaintext).lower(),
         "EMAIL_FROM": settings.email_from,
         "RECORDING_BOT_API_URL": settings.recording_bot_api_url,
         "RECORDING_BOT_API_KEY": settings.recording_bot_api_key.get_secret_value(),
