@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
+from typing import IO
 
 from ratio_zoom.core.settings import Settings
 
@@ -49,11 +51,15 @@ def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """One `ratio-zoom <command>` process in its own session, so a kill takes its whole tree."""
+    """One `ratio-zoom <command>` process in its own session, so a kill takes its whole tree.
 
-    def __init__(self, env: dict[str, str], command: str = "worker") -> None:
+    `log_path`: where its stdout and stderr go (appended across restarts, for the chaos log scan); by
+    default they are discarded."""
+
+    def __init__(self, env: dict[str, str], command: str = "worker", *, log_path: Path | None = None) -> None:
         self._env = env
         self._command = command
+        self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.kills = 0
 
@@ -62,8 +68,18 @@ class WorkerProcess:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "ratio_zoom.cli.main", self._command], env=self._env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        if self.log_path is None:
+            out: int | IO[bytes] = subprocess.DEVNULL
+        else:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            out = self.log_path.open("ab")
+        try:
+            self.process = subprocess.Popen([sys.executable, "-m", "ratio_zoom.cli.main", self._command],
+                                            env=self._env, stdout=out, stderr=subprocess.STDOUT if self.log_path else out,
+                                            start_new_session=True)
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child holds its own descriptor
 
     def kill(self) -> None:
         if self.running:
