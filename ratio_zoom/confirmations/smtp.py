@@ -79,7 +79,8 @@ class SmtpSender:
                         client.starttls(context=context)
                         client.ehlo()
                     elif cfg.username:
-                        raise SmtpInsecureError("the SMTP server does not offer STARTTLS; refusing to send credentials in clear")
+                        raise SmtpInsecureError("the SMTP server does not offer STARTTLS; "
+                                                "refusing to send credentials in clear")
                     elif not cfg.allow_plaintext:
                         raise SmtpInsecureError("the SMTP server does not offer STARTTLS; refusing to send in clear "
                                                 "(SMTP_ALLOW_PLAINTEXT=true allows it for a relay on this machine)")

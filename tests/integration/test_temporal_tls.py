@@ -89,9 +89,11 @@ async def test_mtls_endpoint_refuses_clients_without_our_certificate(temporal_en
         refused = {
             "no client certificate": _secured(base, proxy, tls, temporal_tls_client_cert_path="",
                                               temporal_tls_client_key_path=""),
-            "certificate of another CA": _secured(base, proxy, tls, temporal_tls_client_cert_path=str(tls.stranger_client.cert),
+            "certificate of another CA": _secured(base, proxy, tls,
+                                                  temporal_tls_client_cert_path=str(tls.stranger_client.cert),
                                                   temporal_tls_client_key_path=str(tls.stranger_client.key)),
-            "server not trusted by the client": _secured(base, proxy, tls, temporal_tls_server_ca_cert_path=str(tls.stranger_ca)),
+            "server not trusted by the client": _secured(base, proxy, tls,
+                                                         temporal_tls_server_ca_cert_path=str(tls.stranger_ca)),
             "wrong server name": _secured(base, proxy, tls, temporal_tls_server_name="impostor.example"),
             "plain text": base.model_copy(update={"temporal_address": proxy.address}),
         }

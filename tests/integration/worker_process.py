@@ -74,9 +74,9 @@ class WorkerProcess:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             out = self.log_path.open("ab")
         try:
+            stderr = subprocess.STDOUT if self.log_path else out  # one file, in the order the lines were written
             self.process = subprocess.Popen([sys.executable, "-m", "ratio_zoom.cli.main", self._command],
-                                            env=self._env, stdout=out, stderr=subprocess.STDOUT if self.log_path else out,
-                                            start_new_session=True)
+                                            env=self._env, stdout=out, stderr=stderr, start_new_session=True)
         finally:
             if not isinstance(out, int):
                 out.close()  # the child holds its own descriptor
