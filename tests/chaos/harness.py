@@ -46,6 +46,7 @@ from ratio_zoom.storage.db import Database
 from tests.conftest import make_settings
 from tests.integration.worker_process import WorkerProcess, worker_env
 
+# For the log scan (kept in one block: other scenarios are added to this file concurrently).
 from sqlalchemy import select
 
 from activities.bots import obf_secret
