@@ -95,7 +95,8 @@ class Bench:
                 services = Services.create(settings)
                 workspace = "bench-ws"
                 await self._connect(services, emu, workspace)
-                worker_env = {**os.environ, **keys, "DATABASE_URL": db_url, "TEMPORAL_ADDRESS": address,
+                # Dev mode: a benchmark of the dev server, not a deployment (no codec token needed).
+                worker_env = {**os.environ, **keys, "RATIO_ZOOM_MODE": "dev", "DATABASE_URL": db_url, "TEMPORAL_ADDRESS": address,
                               "TEMPORAL_TASK_QUEUE": queue, "ZOOM_CLIENT_ID": "bench", "ZOOM_CLIENT_SECRET": "bench-secret",
                               "ZOOM_API_BASE_URL": emu.api_base_url, "ZOOM_OAUTH_BASE_URL": emu.oauth_base_url,
                               "LOG_LEVEL": "WARNING"}

@@ -17,6 +17,7 @@ from activities.records import RecordActivities
 from activities.schemas import Policy
 from ratio_zoom.core.metrics import Metrics, runtime_with_metrics
 from ratio_zoom.connections.services import Services
+from ratio_zoom.core.mode import check_start
 from ratio_zoom.core.settings import Settings
 from ratio_zoom.core.temporal import connect_client
 from workflows.appointment import AppointmentWorkflow
@@ -46,7 +47,8 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
         records.load_conference, records.save_conference_status, records.write_audit_events, records.record_consent,
     ]
     if emails_on(settings):
-        sender = SmtpSender(SmtpConfig.from_url(settings.smtp_url.get_secret_value()))
+        sender = SmtpSender(SmtpConfig.from_url(settings.smtp_url.get_secret_value(),
+                                                allow_plaintext=settings.smtp_allow_plaintext))
         activities.append(EmailActivities(services.db, services.vault, sender, settings.email_from).send_confirmations)
     if bots_on(settings):
         provider = RecallProvider(settings.recording_bot_api_url, settings.recording_bot_api_key)
@@ -62,6 +64,7 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
 
 
 async def run_worker(settings: Settings) -> None:
+    check_start(settings, "worker")  # production refuses insecure settings before anything connects
     runtime = runtime_with_metrics(settings.metrics_bind) if settings.metrics_bind else None
     metrics = Metrics(runtime.metric_meter if runtime is not None else None)
     services = Services.create(settings, observer=metrics.zoom_call, on_refresh=metrics.refresh)

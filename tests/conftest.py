@@ -26,6 +26,7 @@ from workflows.appointment import SEARCH_ATTRIBUTE_KEYS
 PG_ADMIN_DSN = os.environ.get("RATIO_ZOOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_TOKEN_KEYS = "t1:" + base64.b64encode(b"\x01" * 32).decode() + ",t0:" + base64.b64encode(b"\x02" * 32).decode()
 TEST_PAYLOAD_KEYS = "p1:" + base64.b64encode(b"\x03" * 32).decode()
+TEST_CODEC_TOKEN = "test-codec-token-" + "c" * 32
 
 
 def temporal_cli() -> str:
@@ -57,6 +58,9 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
+    """Production-shaped settings (the default mode) with every secret production requires. The SMTP sink
+    of the tests runs on loopback without STARTTLS, hence SMTP_ALLOW_PLAINTEXT (production accepts that for
+    a loopback relay only). Subprocesses on SQLite must pass RATIO_ZOOM_MODE=dev: production refuses it."""
     values: dict[str, object] = {
         "DATABASE_URL": database_url,
         "TOKEN_ENCRYPTION_KEYS": TEST_TOKEN_KEYS,
@@ -66,6 +70,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "ZOOM_WEBHOOK_SECRET_TOKEN": "test-webhook-secret",
         "INTERNAL_API_TOKEN": "test-internal-token",
         "PAYLOAD_ENCRYPTION_KEYS": TEST_PAYLOAD_KEYS,
+        "CODEC_AUTH_TOKEN": TEST_CODEC_TOKEN,
+        "SMTP_ALLOW_PLAINTEXT": True,
     }
     for key, value in overrides.items():
         values[key.upper()] = value

@@ -92,7 +92,7 @@ def test_hostile_titles_are_escaped_in_html() -> None:
 
 async def test_smtp_outcomes_are_classified_per_recipient() -> None:
     with running_smtp_sink() as sink:
-        sender = SmtpSender(SmtpConfig.from_url(sink.smtp_url))
+        sender = SmtpSender(SmtpConfig.from_url(sink.smtp_url, allow_plaintext=True))  # loopback sink, no STARTTLS
         msg = build_message(facts(), Recipient(email="ok@example.com"), sender="r@x.io", message_id="<s1@x>")
         await sender.send(msg, "ok@example.com")
         sink.sink.reject = {"gone@example.com"}

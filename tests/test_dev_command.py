@@ -70,6 +70,10 @@ def test_dev_stack_comes_up_and_stops_cleanly(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 0, output
     assert "Temporal UI" in output and "stopped." in output
+    # Dev mode is explicit and said once by the supervisor; what it needs was generated into dev.env.
+    assert output.count("ratio-zoom dev: dev mode (RATIO_ZOOM_MODE=dev)") == 1
+    dev_env = (tmp_path / ".data" / "dev.env").read_text()
+    assert "CODEC_AUTH_TOKEN=" in dev_env and "PAYLOAD_ENCRYPTION_KEYS=" in dev_env
     time.sleep(0.5)
     alive = [pid for pid in children if _alive(pid)]
     assert alive == [], f"orphans left behind: {alive}"

@@ -1,8 +1,9 @@
 """Sending one message to one recipient over SMTP, with every outcome classified.
 
-`SMTP_URL`: `smtp://user:pass@host:587` (STARTTLS, required when the server offers it and always when
-credentials are set: a password never crosses the wire in clear), `smtps://...:465` (implicit TLS), or
-`smtp://host:port` with no credentials (a local relay or sink). smtplib runs in a thread.
+`SMTP_URL`: `smtp://user:pass@host:587` (STARTTLS, always: a message carries join URLs, so when the server
+does not offer STARTTLS nothing is sent) or `smtps://...:465` (implicit TLS). Only `SMTP_ALLOW_PLAINTEXT`
+(`allow_plaintext`) lets a message go in clear to a server without STARTTLS, for a relay or sink on the same
+machine; a password never crosses the wire in clear, allowed or not. smtplib runs in a thread.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ class SmtpTemporaryError(SmtpError):
     """4xx or no connection: retry later."""
 
 
+class SmtpInsecureError(SmtpTemporaryError):
+    """The server offers no STARTTLS and sending in clear is not allowed. Temporary: fixing the server (or
+    the setting) lets the retry deliver; nothing was sent."""
+
+
 class SmtpPermanentError(SmtpError):
     """5xx for this recipient: recorded for them, never retried, never blocks the other attendees."""
 
@@ -34,16 +40,17 @@ class SmtpConfig:
     implicit_tls: bool
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    allow_plaintext: bool = False
 
     @classmethod
-    def from_url(cls, url: str) -> SmtpConfig:
+    def from_url(cls, url: str, *, allow_plaintext: bool = False) -> SmtpConfig:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("SMTP_URL must look like smtp://user:pass@host:587 or smtps://user:pass@host:465")
         implicit = parts.scheme == "smtps"
         return cls(host=parts.hostname, port=parts.port or (465 if implicit else 587), implicit_tls=implicit,
                    username=unquote(parts.username) if parts.username else None,
-                   password=unquote(parts.password) if parts.password else None)
+                   password=unquote(parts.password) if parts.password else None, allow_plaintext=allow_plaintext)
 
 
 class SmtpSender:
@@ -72,7 +79,11 @@ class SmtpSender:
                         client.starttls(context=context)
                         client.ehlo()
                     elif cfg.username:
-                        raise SmtpTemporaryError("the SMTP server does not offer STARTTLS; refusing to send credentials in clear")
+                        raise SmtpInsecureError("the SMTP server does not offer STARTTLS; "
+                                                "refusing to send credentials in clear")
+                    elif not cfg.allow_plaintext:
+                        raise SmtpInsecureError("the SMTP server does not offer STARTTLS; refusing to send in clear "
+                                                "(SMTP_ALLOW_PLAINTEXT=true allows it for a relay on this machine)")
                 if cfg.username and cfg.password is not None:
                     client.login(cfg.username, cfg.password)
                 client.send_message(message, to_addrs=[recipient])

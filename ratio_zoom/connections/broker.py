@@ -9,7 +9,11 @@
 - `invalid_grant` turns the connection into `needs_reconnect` (audited); callers then park.
 - On PostgreSQL each call runs while holding `FOR SHARE` on the connection row, and disconnect takes
   `FOR UPDATE` before deleting the tokens: so once a disconnect returns, no call is in flight and none can
-  start. (SQLite, the single-machine default, re-checks the row right before each call instead.)
+  start. SQLite has no shared row lock: holding its only lock (the database's write lock) across a Zoom call
+  would stall every writer of every process for the call's duration, so there the row is only re-checked
+  right before each call, and a disconnect can return while a call leased a moment earlier in another
+  process still goes out. That breaks the promise, so production refuses SQLite (`ratio_zoom.core.mode`);
+  dev mode (one machine, emulated Zoom) accepts it and says so at start-up.
 """
 
 from __future__ import annotations

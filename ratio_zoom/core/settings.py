@@ -22,8 +22,15 @@ class ConfigurationError(Exception):
     """A setting is missing or malformed. The message is one line that names the variable."""
 
 
+Mode = Literal["production", "dev"]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Secure by default: production unless a deployment says otherwise. `ratio-zoom dev` sets `dev` for
+    # everything it supervises; the start-up checks (`ratio_zoom.core.mode`) refuse insecure production set-ups.
+    mode: Mode = Field(default="production", alias="RATIO_ZOOM_MODE")
 
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_DATA_DIR / 'ratio-zoom.sqlite3'}", alias="DATABASE_URL"
@@ -31,6 +38,15 @@ class Settings(BaseSettings):
     temporal_address: str = Field(default="localhost:7233", alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
     temporal_task_queue: str = Field(default="zoom-meetings", alias="TEMPORAL_TASK_QUEUE")
+    # Reaching a secured Temporal (a TLS cluster, mTLS, Temporal Cloud). The names are the `temporal` CLI's
+    # own, so the same environment lets ops run `temporal workflow list` against the same cluster. TLS is
+    # on when TEMPORAL_TLS is true or any of the others is set: an API key never travels in clear.
+    temporal_tls: bool = Field(default=False, alias="TEMPORAL_TLS")
+    temporal_tls_server_ca_cert_path: str = Field(default="", alias="TEMPORAL_TLS_SERVER_CA_CERT_PATH")
+    temporal_tls_client_cert_path: str = Field(default="", alias="TEMPORAL_TLS_CLIENT_CERT_PATH")
+    temporal_tls_client_key_path: str = Field(default="", alias="TEMPORAL_TLS_CLIENT_KEY_PATH")
+    temporal_tls_server_name: str = Field(default="", alias="TEMPORAL_TLS_SERVER_NAME")
+    temporal_api_key: SecretStr = Field(default=SecretStr(""), alias="TEMPORAL_API_KEY")
 
     zoom_client_id: str = Field(default="", alias="ZOOM_CLIENT_ID")
     zoom_client_secret: SecretStr = Field(default=SecretStr(""), alias="ZOOM_CLIENT_SECRET")
@@ -55,6 +71,10 @@ class Settings(BaseSettings):
 
     # Attendee confirmations. Off when EMAILS_ENABLED=false (the core app sends its own) or SMTP_URL is unset.
     smtp_url: SecretStr = Field(default=SecretStr(""), alias="SMTP_URL")
+    # `smtp://` always upgrades with STARTTLS and refuses to send when the server does not offer it; true
+    # lets a message (never a password) go in clear then. Production accepts that only for a relay on this
+    # host (loopback), where the message crosses no network.
+    smtp_allow_plaintext: bool = Field(default=False, alias="SMTP_ALLOW_PLAINTEXT")
     email_from: str = Field(default="Ratio <no-reply@ratio.example>", alias="EMAIL_FROM")
     emails_enabled: bool = Field(default=True, alias="EMAILS_ENABLED")
 
@@ -110,6 +130,12 @@ class Settings(BaseSettings):
                 value = value.get_secret_value()
             if not value:
                 raise ConfigurationError(f"{name} is required but not set")
+
+    @property
+    def temporal_tls_enabled(self) -> bool:
+        return self.temporal_tls or any((self.temporal_tls_server_ca_cert_path, self.temporal_tls_client_cert_path,
+                                         self.temporal_tls_client_key_path, self.temporal_tls_server_name,
+                                         self.temporal_api_key.get_secret_value()))
 
     @property
     def api_host_port(self) -> tuple[str, int]:

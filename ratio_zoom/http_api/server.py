@@ -271,8 +271,10 @@ async def run_api(settings) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
     from ratio_zoom.connections.notify import temporal_notifier
+    from ratio_zoom.core.mode import check_start
     from ratio_zoom.core.temporal import connect_client
 
+    check_start(settings, "api")  # production refuses insecure settings before anything is served
     services = Services.create(settings)
     client = await connect_client(settings)
 

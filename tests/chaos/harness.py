@@ -10,6 +10,7 @@ import email
 import email.policy
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,13 @@ from ratio_zoom.storage import audit
 from ratio_zoom.storage.db import Database
 from tests.conftest import make_settings
 from tests.integration.worker_process import WorkerProcess, worker_env
+
+# For the log scan (kept in one block: other scenarios are added to this file concurrently).
+from sqlalchemy import select
+
+from activities.bots import obf_secret
+from ratio_zoom.connections.repository import read_secrets
+from ratio_zoom.storage.models import ZoomConnection
 
 T = TypeVar("T")
 RECALL_KEY = "chaos-recall-key"
@@ -385,6 +393,40 @@ def check_bots(expected: list[Expected], bots: list[dict[str, Any]], meetings: l
     return violations
 
 
+# -- the log scan: no secret in any line the processes wrote ----------------------------------------------------
+
+# Shapes of the secrets the emulators hand out (so a token rotated away before the scan is still caught),
+# and of secrets in URLs. `[redacted]` is what the redactor leaves; a redacted value is not a leak.
+LOG_SECRET_SHAPES: list[tuple[str, re.Pattern[str]]] = [
+    ("access/refresh token", re.compile(r"\b(?:at|rt)\.[A-Za-z0-9_-]{40,}")),
+    ("on-behalf-of token", re.compile(r"\bobf\.[A-Za-z0-9_-]{20,}")),
+    ("auth code, OAuth state or bot secret in a query string",
+     re.compile(r"[?&](?:code|state|secret)=(?!\[redacted)[^&\s\"']+")),
+    ("passcode in a join URL", re.compile(r"(?i)pwd=(?!\[redacted)[^&\s\"']+")),
+    ("passcode field", re.compile(r"(?i)\b(?:h323_)?pass(?:word|code)\\?[\"']?\s*[:=]\s*\\?[\"']?(?!\[redacted)\w")),
+    ("host start URL", re.compile(r"zak=|/s/\d+\?")),
+]
+
+
+def scan_log_lines(paths: list[Path], known: list[tuple[str, str]]) -> tuple[list[str], int]:
+    """Every line of every file against the known secret values (kind, value) and the shapes above.
+
+    Returns (violations, lines scanned). A violation names the file, the line number and the kind of secret,
+    never the secret itself (the report is printed in CI)."""
+    values = [(kind, value) for kind, value in known if len(value) >= 6]  # shorter would match by chance
+    violations: list[str] = []
+    lines = 0
+    for path in sorted(paths):
+        if not path.exists():
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            lines += 1
+            kinds = {kind for kind, value in values if value in line}
+            kinds |= {kind for kind, pattern in LOG_SECRET_SHAPES if pattern.search(line)}
+            violations += [f"log scan: {kind} in {path.name} line {number}" for kind in sorted(kinds)]
+    return violations, lines
+
+
 @dataclass
 class ChaosStack:
     """Everything a scenario breaks, wired the way a deployment wires it."""
@@ -400,6 +442,8 @@ class ChaosStack:
     api: WorkerProcess
     api_base: str
     background: list[asyncio.Task[None]] = field(default_factory=list)  # a scenario's timed faults
+    log_dir: Path | None = None  # every process's stdout and stderr (access logs included), for the log scan
+    oauth_secrets: list[tuple[str, str]] = field(default_factory=list)  # auth codes and states seen by connect
 
     async def connect(self, workspace: str, zoom_user: str) -> None:
         """An Owner connects `workspace` to the Zoom user `zoom_user` (the OAuth flow, against the emulator)."""
@@ -409,6 +453,7 @@ class ChaosStack:
         url = await connections.start_connect(workspace, "chaos", "owner", "https://ratio.example/")
         async with httpx.AsyncClient() as http:
             callback = httpx.URL((await http.get(url)).headers["location"])
+        self.oauth_secrets += [("auth code", callback.params["code"]), ("OAuth state", callback.params["state"])]
         outcome = await connections.complete_connect(callback.params["code"], callback.params["state"], None)
         assert "connected" in outcome, outcome
 
@@ -454,6 +499,39 @@ class ChaosStack:
                         violations.append(f"{workspace}: audit chain broken at row {chain.first_broken_id}: {chain.problem}")
         finally:
             await db.dispose()
+        violations += await self.scan_logs(report)
+        return violations
+
+    async def known_secrets(self) -> list[tuple[str, str]]:
+        """Every secret value this run handed out or stored: tokens, codes and states, bot secrets, the
+        service's own secrets, join URLs with their passcodes and host start URLs."""
+        s = self.settings
+        known = list(self.oauth_secrets)
+        known += [("service secret", v.get_secret_value()) for v in (
+            s.zoom_client_secret, s.internal_api_token, s.zoom_webhook_secret_token, s.codec_auth_token,
+            s.recording_bot_api_key, s.recording_bot_webhook_secret)]
+        for ring in (s.token_encryption_keys, s.payload_encryption_keys):
+            known += [("encryption key", entry.partition(":")[2]) for entry in ring.get_secret_value().split(",")]
+        async with self.services.db.sessions() as session:
+            for row in (await session.execute(select(ZoomConnection))).scalars():
+                secrets = read_secrets(self.services.vault, row)
+                known += [("access/refresh token", t) for t in (secrets.access_token, secrets.refresh_token) if t]
+        for bot in await self.bots():
+            known.append(("bot secret", obf_secret(self.services.vault, bot["metadata"].get("dispatch_key", ""))))
+        for meeting in await self.zoom.meetings():
+            known.append(("join URL", meeting["join_url"]))
+            known += [("passcode in a join URL", v) for v in re.findall(r"pwd=([^&]+)", meeting["join_url"])]
+            known.append(("host start URL", meeting.get("start_url") or ""))
+        return known
+
+    async def scan_logs(self, report: Report) -> list[str]:
+        """The log scan: zero secrets in every line the worker and API processes wrote."""
+        if self.log_dir is None:
+            return []
+        violations, lines = scan_log_lines(list(self.log_dir.glob("*.log")), await self.known_secrets())
+        report.faults["log_lines_scanned"] = lines
+        if lines == 0:
+            violations.append("log scan: the processes wrote no log line at all (is the capture broken?)")
         return violations
 
 
@@ -481,8 +559,10 @@ async def chaos_stack(database_url: str, data_dir: Path, *, workers: int = 2,
         stack.push_async_callback(services.aclose)
         client = await Client.connect(server.address, data_converter=data_converter(settings))
         env = {**worker_env(settings, server.address), "API_BIND": settings.api_bind}
-        processes = [WorkerProcess(env) for _ in range(workers)]
-        api = WorkerProcess(env, command="api")
+        env["LOG_LEVEL"] = "INFO"  # the log scan reads everything the processes say, not only warnings
+        log_dir = data_dir / "logs"
+        processes = [WorkerProcess(env, log_path=log_dir / f"worker-{i}.log") for i in range(workers)]
+        api = WorkerProcess(env, command="api", log_path=log_dir / "api.log")
         for p in (*processes, api):
             p.start()
             stack.callback(p.stop)
@@ -498,8 +578,9 @@ async def chaos_stack(database_url: str, data_dir: Path, *, workers: int = 2,
             else:
                 raise RuntimeError("the API process did not come up")
         yield ChaosStack(server=server, zoom=zoom, recall_base=recall_base, sink=sink, settings=settings,
-                         services=services, client=client, workers=processes, api=api, api_base=api_base)
+                         services=services, client=client, workers=processes, api=api, api_base=api_base,
+                         log_dir=log_dir)
 
 
 __all__ = ["ChaosStack", "Expected", "Report", "TemporalServer", "Traffic", "chaos_stack", "check_bots",
-           "check_emails", "check_meetings", "retrying"]
+           "check_emails", "check_meetings", "retrying", "scan_log_lines"]

@@ -121,7 +121,8 @@ async def test_a_worker_killed_between_send_and_record_neither_skips_nor_multipl
     rows already `sent` are never sent again."""
     stack, sink = mail_stack
     activities = EmailActivities(stack.services.db, stack.services.vault,
-                                 SmtpSender(SmtpConfig.from_url(sink.smtp_url)), "no-reply@ratio.example")
+                                 SmtpSender(SmtpConfig.from_url(sink.smtp_url, allow_plaintext=True)),  # loopback sink
+                                 "no-reply@ratio.example")
     appointment_id = f"mail-{uuid.uuid4().hex[:8]}"
     args = act.SendConfirmationsArgs(
         ctx=act.OpContext(workflow_id=f"appointment-{appointment_id}", run_id="r", appointment_id=appointment_id,
