@@ -219,7 +219,7 @@ def _image_env(home: Path, **extra: str) -> dict[str, str]:
         "ZOOM_CLIENT_ID": "image-test", "ZOOM_CLIENT_SECRET": "image-test-secret",
         "ZOOM_REDIRECT_URI": "https://ratio.example/v1/zoom/oauth/callback",
         "ZOOM_WEBHOOK_SECRET_TOKEN": "image-test-webhook", "INTERNAL_API_TOKEN": "image-test-internal",
-        "CODEC_AUTH_TOKEN": "image-test-codec", "SMTP_URL": "smtps://mail.example:465",
+        "CODEC_AUTH_TOKEN": "image-test-codec-token-of-at-least-32-chars", "SMTP_URL": "smtps://mail.example:465",
     }
     env.update(extra)
     return env
