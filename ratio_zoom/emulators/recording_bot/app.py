@@ -150,7 +150,7 @@ def create_app(config: BotEmulatorConfig) -> Starlette:
                 return Response(status_code=204)
 
             def make() -> tuple[int, dict[str, Any]]:
-                for key in ("join_at", "meeting_url", "bot_name"):
+                for key in ("join_at", "meeting_url", "bot_name", "zoom"):  # zoom: a new obf_token_url
                     if key in body:
                         bot[key] = body[key]
                 return 200, view(bot)
