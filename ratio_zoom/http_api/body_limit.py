@@ -1,8 +1,12 @@
 """Request-body limit as a pure ASGI middleware: every route, every way a body can arrive.
 
-A declared `Content-Length` over the limit is answered 413 before a byte is read. A chunked body (or one
-whose declared length lies) is counted while the app reads it; the moment it passes the limit the read fails,
-whatever the app was about to answer is dropped and the client gets 413. Nothing past the limit is buffered.
+A declared `Content-Length` over the limit is answered 413 before the app sees a byte. A chunked body is
+counted while the app reads it; the moment it passes the limit the read fails, whatever the app was about to
+answer is dropped and the client gets 413. Nothing past the limit is buffered.
+
+Before answering, the rest of the body is read and thrown away, up to DRAIN_BYTES: an HTTP/1.1 client
+writes its whole body before it reads the answer, and a server that closes mid-upload makes it see a
+connection reset instead of the 413. Past DRAIN_BYTES the connection is simply closed.
 """
 
 from __future__ import annotations
@@ -11,6 +15,10 @@ import json
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+# Discarded, never stored: the cost of a refused upload is bounded to this much reading per request.
+DRAIN_BYTES = 8 * 1024 * 1024
 
 
 class BodyTooLarge(Exception):
@@ -34,6 +42,8 @@ class BodyLimit:
         limit = self._limit(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            if declared.isdigit() and int(declared) <= DRAIN_BYTES:
+                await _drain(receive, DRAIN_BYTES)
             await _too_large(send, limit)
             return
         received = 0
@@ -66,7 +76,19 @@ class BodyLimit:
             if not exceeded:
                 raise
         if exceeded and not started:
+            await _drain(receive, DRAIN_BYTES - received)
             await _too_large(send, limit)
+
+
+async def _drain(receive: Receive, budget: int) -> None:
+    """Read and discard the rest of the request body, at most `budget` bytes."""
+    while budget > 0:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _too_large(send: Send, limit: int) -> None:
