@@ -33,12 +33,14 @@ DISPATCH_KEY = "appt-42:recbot:3"
 @pytest.fixture
 def captured_root_log() -> Iterator[io.StringIO]:
     """Where the root handler writes during the test; the root logger is restored afterwards."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
+    loggers = [logging.getLogger(name) for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
     buffer = io.StringIO()
     yield buffer
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
 
 
 def _serve(config: uvicorn.Config) -> tuple[uvicorn.Server, threading.Thread]:

@@ -78,3 +78,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # request lines would carry URLs with IDs
+    # Uvicorn's own logging config gives its loggers private, unredacted handlers (propagate off). Whatever
+    # configured them before, they now write through the redacting root handler (see server_config).
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        server_logger = logging.getLogger(name)
+        server_logger.handlers[:] = []
+        server_logger.propagate = True
+        server_logger.setLevel(logging.NOTSET)
