@@ -50,28 +50,52 @@ def _as_application_error(exc: BotError) -> ApplicationError:
     return ApplicationError(str(exc), type="BotProviderUnavailable")
 
 
-OBF_SECRET_PURPOSE = "recording-bot-obf"
+# v2: the secret covers an expiry (v1 covered the dispatch key alone and never expired).
+OBF_SECRET_PURPOSE = "recording-bot-obf/v2"
+OBF_SECRET_HEADER = "X-Ratio-Bot-Secret"
+# A move does not carry the appointment's duration: its URL then covers the longest appointment the contract
+# accepts (24 h). The API's live-bot and appointment checks still close it as soon as the bot or appointment ends.
+LONGEST_APPOINTMENT = timedelta(hours=24)
 
 
-def obf_secret(vault: Vault, dispatch_key: str) -> str:
-    """The per-bot secret the provider presents when it asks for an OBF token: derived, never stored."""
-    return vault.lookup_hash(dispatch_key, OBF_SECRET_PURPOSE)
+def obf_secret(vault: Vault, dispatch_key: str, expires: int) -> str:
+    """The per-bot secret the provider presents when it asks for an OBF token: an HMAC (keyed from the token
+    key ring, purpose-separated) of the dispatch key and the expiry (Unix seconds). Derived, never stored."""
+    return vault.lookup_hash(f"{dispatch_key}|{expires}", OBF_SECRET_PURPOSE)
+
+
+def obf_secret_candidates(vault: Vault, dispatch_key: str, expires: int) -> list[str]:
+    """The secret under every key of the ring (a URL issued before `keys rotate` stays valid until it expires)."""
+    return vault.lookup_hashes(f"{dispatch_key}|{expires}", OBF_SECRET_PURPOSE)
+
+
+def obf_expiry(join_at: datetime, length: timedelta, grace: timedelta) -> int:
+    """The URL expires with the appointment: its planned end plus a grace for a late start or overrun."""
+    return int((join_at + length + grace).timestamp())
 
 
 class BotActivities:
-    def __init__(self, db: Database, provider: RecallProvider, vault: Vault, public_base_url: str) -> None:
+    def __init__(self, db: Database, provider: RecallProvider, vault: Vault, public_base_url: str,
+                 obf_grace: timedelta = timedelta(minutes=30)) -> None:
         self._db = db
         self._provider = provider
         self._vault = vault
         self._public = public_base_url.rstrip("/")
+        self._obf_grace = obf_grace
 
-    async def _obf_url(self, workspace_id: str, dispatch_key: str) -> str | None:
-        """Only when the grant includes `user:read:token` (beyond the minimal scopes; see the README)."""
+    async def _obf_url(self, workspace_id: str, dispatch_key: str, join_at: datetime, length: timedelta) -> str | None:
+        """Only when the grant includes `user:read:token` (beyond the minimal scopes; see the README).
+
+        Recall calls this URL with a plain GET that carries no custom header and keeps the query string
+        (its documented callback contract), so the secret has to travel in the query: the API's access log
+        redacts it, and it expires with the appointment (`expires`, covered by the HMAC)."""
         async with self._db.sessions() as session:
             row = await load_connection(session, workspace_id)
         if row is None or OBF_TOKEN_SCOPE not in row.scopes.split() or not self._public:
             return None
-        query = urlencode({"dispatch_key": dispatch_key, "secret": obf_secret(self._vault, dispatch_key)})
+        expires = obf_expiry(join_at, length, self._obf_grace)
+        query = urlencode({"dispatch_key": dispatch_key, "expires": str(expires),
+                           "secret": obf_secret(self._vault, dispatch_key, expires)})
         return f"{self._public}/v1/recording-bot/zoom-obf-token?{query}"
 
     @activity.defn(name=act.SCHEDULE_BOT)
@@ -105,7 +129,8 @@ class BotActivities:
             join_at = datetime.fromisoformat(args.join_at.replace("Z", "+00:00"))
             leave = AutomaticLeave(in_call_recording_timeout=args.duration_minutes * 60 + 300,
                                    waiting_room_timeout=900, noone_joined_timeout=900, everyone_left_timeout=120)
-            obf_url = await self._obf_url(ctx.workspace_id, args.dispatch_key)
+            obf_url = await self._obf_url(ctx.workspace_id, args.dispatch_key, join_at,
+                                          timedelta(minutes=args.duration_minutes))
             record = await self._provider.schedule(BotSpec(
                 meeting_url=args.meeting_url, join_at=join_at, dispatch_key=args.dispatch_key,
                 appointment_id=ctx.appointment_id, automatic_leave=leave, obf_token_url=obf_url),
@@ -124,10 +149,15 @@ class BotActivities:
         activity.metric_meter().create_counter(
             "ratio_zoom_bot_dispatches", "recording-bot dispatches by outcome").add(1, {"outcome": outcome})
         await self._sweep(ctx, args.generation)
-        note = None if await self._obf_url(ctx.workspace_id, args.dispatch_key) else (
+        note = None if await self._obf_scope_granted(ctx.workspace_id) else (
             "the Zoom grant has no user:read:token scope: the host must admit the bot and allow recording")
         return act.BotResult(outcome=outcome, bot_id=record.bot_id, status=record.status, sub_code=record.sub_code,
                              note=note)
+
+    async def _obf_scope_granted(self, workspace_id: str) -> bool:
+        async with self._db.sessions() as session:
+            row = await load_connection(session, workspace_id)
+        return row is not None and OBF_TOKEN_SCOPE in row.scopes.split() and bool(self._public)
 
     async def _consent_still_granted(self, appointment_id: str) -> bool:
         async with self._db.sessions() as session:
@@ -141,6 +171,7 @@ class BotActivities:
         for bot in await self._provider.find_by_appointment(ctx.appointment_id):
             if _generation_of(bot.dispatch_key) < generation and bot.status not in TERMINAL:
                 await self._provider.cancel(bot.bot_id)
+                await self._mark_dispatch(bot.bot_id, "cancelled")
                 await self._audit(ctx, "bot.removed", f"bot:{bot.bot_id}:removed",
                                   {"bot_id": bot.bot_id, "reason": "orphan_of_older_generation"})
 
@@ -149,11 +180,14 @@ class BotActivities:
         async with keep_alive():
             # Same target, same key: a retried move replays instead of moving twice.
             target = hashlib.sha256(f"{args.join_at}|{args.meeting_url}".encode()).hexdigest()[:16]
+            join_at = datetime.fromisoformat(args.join_at.replace("Z", "+00:00"))
+            # The OBF URL's expiry follows the appointment: a later start needs a URL that lives longer.
+            obf_url = await self._obf_url(args.ctx.workspace_id, args.dispatch_key, join_at, LONGEST_APPOINTMENT)
             try:
                 try:
                     record = await self._provider.reschedule(
-                        args.bot_id, join_at=datetime.fromisoformat(args.join_at.replace("Z", "+00:00")),
-                        meeting_url=args.meeting_url, idempotency_key=f"{args.dispatch_key}:move:{target}")
+                        args.bot_id, join_at=join_at, meeting_url=args.meeting_url,
+                        idempotency_key=f"{args.dispatch_key}:move:{target}", obf_token_url=obf_url)
                 except BotTooLateToModify:
                     return act.BotResult(outcome="too_late", bot_id=args.bot_id)
             except BotError as exc:
@@ -172,9 +206,18 @@ class BotActivities:
         if record.status not in TERMINAL:
             # Retry until the provider confirms the bot is gone or has left.
             raise ApplicationError(f"bot still {record.status}", type="BotNotYetRemoved")
+        await self._mark_dispatch(args.bot_id, record.status)
         await self._audit(args.ctx, "bot.removed", f"bot:{args.bot_id}:removed",
                           {"bot_id": args.bot_id, "reason": args.reason})
         return act.BotResult(outcome="removed", bot_id=args.bot_id, status=record.status, sub_code=record.sub_code)
+
+    async def _mark_dispatch(self, bot_id: str, status: str) -> None:
+        """Record that the bot is gone: the OBF endpoint mints tokens only for a live dispatch."""
+        async with self._db.transaction() as session:
+            for row in (await session.execute(select(BotDispatch).where(BotDispatch.bot_id == bot_id)
+                                              .with_for_update())).scalars():
+                row.status = status
+                row.updated_at = utcnow()
 
     async def _audit(self, ctx: act.OpContext, event: str, key: str, details: dict[str, Any]) -> None:
         async with self._db.transaction() as session:

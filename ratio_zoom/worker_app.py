@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -52,7 +53,8 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
         activities.append(EmailActivities(services.db, services.vault, sender, settings.email_from).send_confirmations)
     if bots_on(settings):
         provider = RecallProvider(settings.recording_bot_api_url, settings.recording_bot_api_key)
-        bots = BotActivities(services.db, provider, services.vault, settings.public_base_url)
+        bots = BotActivities(services.db, provider, services.vault, settings.public_base_url,
+                             obf_grace=timedelta(minutes=settings.recording_bot_obf_grace_minutes))
         activities += [bots.schedule_bot, bots.move_bot, bots.cancel_bot]
     return Worker(
         client,

@@ -12,7 +12,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from ratio_zoom.emulators.zoom_server.testing import free_port
 from ratio_zoom.core.threaded_server import serving
 from ratio_zoom.core.keyring import KeyRing
-from ratio_zoom.core.payload_codec import EncryptionCodec, PayloadDecryptionError
+from ratio_zoom.core.payload_codec import REFUSED_ENCODING, EncryptionCodec, PayloadDecryptionError
 from ratio_zoom.codec.server import codec_routes
 
 K1 = "p1:" + base64.b64encode(b"\x05" * 32).decode()
@@ -36,8 +36,9 @@ async def test_round_trip_rotation_and_tampering() -> None:
     tampered = Payload(metadata=dict(encoded[0].metadata), data=encoded[0].data[:-1] + b"\x00")
     with pytest.raises(PayloadDecryptionError):
         await old.decode([tampered])
-    plain = payload("{}")
-    assert await old.decode([plain]) == [plain]  # unencrypted payloads pass through
+    # While encryption is on, an unencrypted payload is refused (a marker no converter reads), not raised.
+    refused = await old.decode([payload('{"forged": true}')])
+    assert refused[0].metadata["encoding"] == REFUSED_ENCODING and refused[0].data == b""
 
 
 async def test_codec_server_decodes_with_cors_and_bearer_auth() -> None:
@@ -65,3 +66,36 @@ async def test_codec_server_decodes_with_cors_and_bearer_auth() -> None:
             foreign = await http.post("/codec/decode", content=body, headers={
                 "Authorization": "Bearer ui-token", "Origin": "https://evil.example"})
             assert "access-control-allow-origin" not in foreign.headers
+
+
+async def test_codec_without_a_configured_token_refuses_everyone_and_decrypts_nothing() -> None:
+    """The attack of issue 13: with CODEC_AUTH_TOKEN unset, encode then decode with no token returned the
+    plaintext join URL. Now a codec without a token answers 401 to every request, with any credentials."""
+    from fastapi import FastAPI
+
+    codec = EncryptionCodec(KeyRing.parse(K1))
+    app = FastAPI()
+    app.include_router(codec_routes(codec, allowed_origins=["http://localhost:8233"], bearer_token=None))
+    join_url = "https://zoom.example/j/123?pwd=sekrit"
+    encoded = json_format.MessageToJson(Payloads(payloads=await codec.encode([payload(f'"{join_url}"')])))
+    plain = json_format.MessageToJson(Payloads(payloads=[payload(f'"{join_url}"')]))
+    with serving(app, free_port()) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            for path, body in (("/codec/decode", encoded), ("/codec/encode", plain)):
+                for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer anything"}):
+                    answer = await http.post(path, content=body, headers=headers)
+                    assert answer.status_code == 401, (path, headers, answer.text)
+                    assert "sekrit" not in answer.text and "zoom.example" not in answer.text
+
+
+async def test_an_explicitly_opened_codec_still_refuses_plaintext_input() -> None:
+    from fastapi import FastAPI
+
+    codec = EncryptionCodec(KeyRing.parse(K1))
+    app = FastAPI()
+    app.include_router(codec_routes(codec, allowed_origins=[], bearer_token=None, allow_unauthenticated=True))
+    forged = json_format.MessageToJson(Payloads(payloads=[payload('"forged"')]))
+    with serving(app, free_port()) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            decoded = json_format.Parse((await http.post("/codec/decode", content=forged)).text, Payloads())
+    assert decoded.payloads[0].metadata["encoding"] == REFUSED_ENCODING and decoded.payloads[0].data == b""

@@ -30,3 +30,15 @@ def test_metrics_on_noop_meter_accept_every_call() -> None:
     metrics.zoom_call("create_meeting", 429)
     metrics.zoom_call("get_meeting", 0)
     metrics.refresh("w1")
+
+
+def test_secret_query_parameters_are_redacted_in_both_formats() -> None:
+    from ratio_zoom.core.logs import RedactingTextFormatter
+
+    line = ('127.0.0.1:5 - "GET /v1/zoom/oauth/callback?code=AUTHCODE123&state=STATE456 HTTP/1.1" 303 '
+            '"GET /v1/recording-bot/zoom-obf-token?dispatch_key=a1%3Arecbot%3A1&expires=9&secret=BOTSECRET HTTP/1.1"')
+    record = logging.makeLogRecord({"msg": "%s", "args": (line,), "levelname": "INFO", "name": "uvicorn.access"})
+    for rendered in (JsonFormatter().format(record), RedactingTextFormatter().format(record)):
+        for secret in ("AUTHCODE123", "STATE456", "BOTSECRET", "a1%3Arecbot"):
+            assert secret not in rendered, rendered
+        assert "/v1/zoom/oauth/callback?code=[redacted]" in rendered and "expires=9" in rendered

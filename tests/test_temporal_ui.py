@@ -50,7 +50,8 @@ async def test_workflow_page_shows_the_decoded_title(tmp_path: Path) -> None:
     assert ring is not None
     api_port, ui_port = free_port(), free_port()
     codec_app = FastAPI()
-    codec_app.include_router(codec_routes(EncryptionCodec(ring), bearer_token=None, allowed_origins=[
+    # The UI cannot send a static bearer token: the codec is opened explicitly, as dev mode does on loopback.
+    codec_app.include_router(codec_routes(EncryptionCodec(ring), bearer_token=None, allow_unauthenticated=True, allowed_origins=[
         f"http://127.0.0.1:{ui_port}", f"http://localhost:{ui_port}"]))
     title = f"Decoded title {uuid.uuid4().hex[:6]}"
     with serving(codec_app, api_port):

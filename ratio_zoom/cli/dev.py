@@ -174,6 +174,9 @@ def run_dev(settings: Settings, *, emulate: bool, ui_port: int = 8233, temporal_
         "PUBLIC_BASE_URL": api_base,
         "ZOOM_REDIRECT_URI": env.get("ZOOM_REDIRECT_URI") or f"{api_base}/v1/zoom/oauth/callback",
         "CODEC_CORS_ORIGINS": f"http://localhost:{ui_port},http://127.0.0.1:{ui_port}",
+        # The dev UI decodes through the codec but cannot send a static token: opened on this loopback bind only.
+        "CODEC_ALLOW_UNAUTHENTICATED": "true",
+        "RETURN_URL_ORIGINS": env.get("RETURN_URL_ORIGINS") or "http://localhost,http://127.0.0.1",
     })
     if emulate:
         emulator = f"http://127.0.0.1:{emulator_port}"
@@ -229,7 +232,7 @@ def run_dev(settings: Settings, *, emulate: bool, ui_port: int = 8233, temporal_
         print("\nratio-zoom dev is up:", flush=True)
         print(f"  Temporal UI        http://127.0.0.1:{ui_port}")
         print(f"  Temporal frontend  127.0.0.1:{temporal_port} (namespace {settings.temporal_namespace})")
-        print(f"  HTTP API           {api_base}  (OpenAPI {api_base}/docs, health {api_base}/readyz)")
+        print(f"  HTTP API           {api_base}  (OpenAPI {api_base}/openapi.json, health {api_base}/readyz)")
         if emulate:
             print(f"  Zoom emulator      http://127.0.0.1:{emulator_port}  (inspect /_emulator/meetings)")
             print(f"  SMTP sink          smtp://127.0.0.1:{smtp_port}  (attendee emails: http://127.0.0.1:{smtp_port + 1}/messages)")

@@ -1,6 +1,12 @@
 """The codec server: `POST /codec/decode` and `/codec/encode` for the Temporal UI and CLI
-(`--ui-codec-endpoint`, `temporal ... --codec-endpoint`), with CORS for the UI's origin, optional bearer
-auth and one access-log line per request (never the payloads)."""
+(`--ui-codec-endpoint`, `temporal ... --codec-endpoint --codec-auth`), with CORS for the UI's origin, bearer
+auth and one access-log line per request (never the payloads).
+
+Whoever can call `/codec/decode` reads every join URL and attendee email in every history, and whoever can
+call `/codec/encode` can forge encrypted signals. So the codec fails closed: without a configured bearer token
+every request is answered 401. The only way to serve it without a token is the explicit
+`allow_unauthenticated` (dev mode on a loopback bind, where the Temporal UI cannot send a static token).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +23,12 @@ from ratio_zoom.core.payload_codec import EncryptionCodec
 log = logging.getLogger("ratio_zoom.codec")
 
 
-def codec_routes(codec: EncryptionCodec, *, allowed_origins: list[str], bearer_token: str | None) -> APIRouter:
+def codec_routes(codec: EncryptionCodec, *, allowed_origins: list[str], bearer_token: str | None,
+                 allow_unauthenticated: bool = False) -> APIRouter:
     router = APIRouter(include_in_schema=False)
+    expected = bearer_token.encode() if bearer_token else None
+    if expected is None and not allow_unauthenticated:
+        log.warning("codec server: CODEC_AUTH_TOKEN is not set, so /codec/encode and /codec/decode answer 401")
 
     def cors(request: Request) -> dict[str, str]:
         origin = request.headers.get("origin", "")
@@ -29,19 +39,22 @@ def codec_routes(codec: EncryptionCodec, *, allowed_origins: list[str], bearer_t
         return {}
 
     def authorised(request: Request) -> bool:
-        if not bearer_token:
-            return True
+        if expected is None:
+            return allow_unauthenticated  # no token configured: closed, unless explicitly opened for dev
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), bearer_token.encode())
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), expected)
 
     async def handle(request: Request, decode: bool) -> Response:
         headers = cors(request)
-        namespace = request.headers.get("x-namespace", "-")
+        namespace = request.headers.get("x-namespace", "-")[:64]
         if not authorised(request):
             log.info("codec %s namespace=%s status=401", request.url.path, namespace)
-            return JSONResponse({"detail": "unauthorized"}, status_code=401, headers=headers)
+            return JSONResponse({"detail": "unauthorized"}, status_code=401,
+                                headers={**headers, "WWW-Authenticate": "Bearer"})
+        # Read outside the try below: an oversized body must surface as the body limit's 413, not a 400.
+        raw = await request.body()
         try:
-            payloads = json_format.Parse(await request.body(), Payloads())
+            payloads = json_format.Parse(raw, Payloads())
             result = await (codec.decode if decode else codec.encode)(list(payloads.payloads))
         except Exception as exc:  # noqa: BLE001 - answered as a 400 with the reason, and logged
             log.warning("codec %s namespace=%s status=400 reason=%s", request.url.path, namespace, type(exc).__name__)
@@ -49,7 +62,7 @@ def codec_routes(codec: EncryptionCodec, *, allowed_origins: list[str], bearer_t
                                 status_code=400, headers=headers)
         log.info("codec %s namespace=%s payloads=%d status=200", request.url.path, namespace, len(result))
         body = json_format.MessageToJson(Payloads(payloads=result))
-        return Response(body, media_type="application/json", headers=headers)
+        return Response(body, media_type="application/json", headers={**headers, "Cache-Control": "no-store"})
 
     @router.options("/codec/{action}")
     async def preflight(request: Request, action: str) -> Response:

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
@@ -28,6 +28,7 @@ from ratio_zoom.connections.repository import (
     write_identity,
     write_tokens,
 )
+from ratio_zoom.core.origins import origin_of
 from ratio_zoom.storage import audit
 from ratio_zoom.storage.db import Database
 from ratio_zoom.storage.models import OAuthState, ZoomConnection
@@ -88,10 +89,13 @@ class ConnectionService:
 
     # -- connect --------------------------------------------------------------------------------------------
 
-    async def start_connect(self, workspace_id: str, actor_id: str, actor_role: str, return_url: str) -> str:
+    async def start_connect(self, workspace_id: str, actor_id: str, actor_role: str, return_url: str, *,
+                            allowed_origins: Collection[str] | None = None) -> str:
+        """`allowed_origins` (normalised, see core/origins.py) is the allow-list for `return_url`: the HTTP
+        API always passes RETURN_URL_ORIGINS, because the callback redirects a browser there (an open
+        redirect otherwise). In-process callers (tests, benchmarks) that pass None get the syntax check only."""
         _require_admin(actor_role, "connect")
-        if urlsplit(return_url).scheme not in ("http", "https") or not urlsplit(return_url).netloc:
-            raise ConnectionRefused(422, "return_url must be an absolute http(s) URL")
+        check_return_url(return_url, allowed_origins)
         state = secrets.token_urlsafe(32)
         verifier, challenge = new_pkce_pair()
         state_hash = _hash_state(state)
@@ -132,10 +136,16 @@ class ConnectionService:
         try:
             me = await self._get_me_patiently(tokens.access_token.get_secret_value())
         except ZoomError:
+            # The new grant is live at Zoom but we will never store it: end it there too.
+            await self._revoke_quietly(tokens.access_token.get_secret_value())
             return with_query(pending.return_url, zoom="error", reason="zoom_unavailable")
-        displaced = await self._store_connection(pending, tokens.access_token.get_secret_value(),
-                                                 tokens.refresh_token.get_secret_value(), tokens.expires_in,
-                                                 tokens.scope, me.id, me.email)
+        try:
+            displaced = await self._store_connection(pending, tokens.access_token.get_secret_value(),
+                                                     tokens.refresh_token.get_secret_value(), tokens.expires_in,
+                                                     tokens.scope, me.id, me.email)
+        except Exception:
+            await self._revoke_quietly(tokens.access_token.get_secret_value())  # not stored: not left alive
+            raise
         await self._tell(pending.workspace_id, "connected", None)
         for other in displaced:
             await self._tell(other, "needs_reconnect", "the same Zoom user authorized another workspace")
@@ -196,10 +206,13 @@ class ConnectionService:
                     dedupe_key=f"conn:{other.workspace_id}:displaced:{pending.state_hash}",
                     details={"reason": "grant_replaced_by_other_workspace"}))
             row = await load_connection(session, pending.workspace_id, lock="update")
+            previous_revoke = "none"
             if row is None:
                 row = ZoomConnection(workspace_id=pending.workspace_id, status="connected", scopes="",
                                      token_generation=0, updated_at=now)
                 session.add(row)
+            else:
+                previous_revoke = await self._revoke_previous_grant(row, zoom_user_id)
             row.status = "connected"
             row.status_reason = None
             row.scopes = scope
@@ -211,8 +224,23 @@ class ConnectionService:
             await audit.append(session, audit.AuditFact(
                 workspace_id=pending.workspace_id, event="connection.connected", actor=pending.actor_id,
                 dedupe_key=f"conn:{pending.workspace_id}:connected:{pending.state_hash}",
-                details={"scopes": sorted(scope.split()), "actor_role": pending.actor_role}))
+                details={"scopes": sorted(scope.split()), "actor_role": pending.actor_role,
+                         "previous_grant_revoke": previous_revoke}))
         return displaced
+
+    async def _revoke_previous_grant(self, row: ZoomConnection, new_zoom_user_id: str) -> str:
+        """A reconnect replaces the workspace's tokens: end the grant they belong to at Zoom, so it does not
+        outlive our copy. Only when it is another Zoom user's grant: when the same user authorized again,
+        Zoom has already ended the old grant (one live grant per user per app), and a revoke is a per-user
+        de-authorization of the app that could take the new grant with it."""
+        if row.access_token_enc is None:
+            return "none"
+        if row.zoom_user_id_hash in self._vault.lookup_hashes(new_zoom_user_id, USER_HASH_PURPOSE):
+            return "skipped_same_user"
+        token = read_secrets(self._vault, row).access_token
+        assert token is not None
+        error = await self._revoke_quietly(token)
+        return f"failed:{error}" if error else "ok"
 
     # -- status ---------------------------------------------------------------------------------------------
 
@@ -291,6 +319,19 @@ class ConnectionService:
             log.info("told %d open workflows of workspace %s: zoom %s", count, workspace_id, status)
         except Exception:  # noqa: BLE001 - the database change stands; workflows re-check hourly anyway
             log.exception("could not signal the workflows of workspace %s (they re-check within the hour)", workspace_id)
+
+
+def check_return_url(return_url: str, allowed_origins: Collection[str] | None) -> None:
+    """Refuse anything but an absolute http(s) URL, and, with an allow-list, any origin not on it."""
+    parts = urlsplit(return_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConnectionRefused(422, "return_url must be an absolute http(s) URL")
+    if allowed_origins is None:
+        return
+    origin = origin_of(return_url)
+    if origin is None or origin not in allowed_origins:
+        raise ConnectionRefused(422, "return_url is not on an allowed origin (RETURN_URL_ORIGINS; https only, "
+                                     "http only for localhost)")
 
 
 def _require_admin(role: str, action: str) -> None:

@@ -4,6 +4,19 @@ leaves the process encrypted with AES-256-GCM under the active key of `PAYLOAD_E
 Attendee names, emails and join URLs therefore never sit in clear in a history; the Temporal UI shows them
 only through the codec server (`ratio_zoom/codec/server.py`), which holds the keys. Search attributes are
 not payloads and stay in clear: they carry no personal data by design.
+
+While encryption is on, a payload that arrives *unencrypted* is refused: anyone with access to the Temporal
+frontend could otherwise signal a workflow with plaintext (forged) input. What Temporal itself must pass
+through never reaches this codec: the SDK skips search attributes and headers (no header codec is
+configured), and failures made by the server or the SDK core (timeouts, terminations, cancellations) carry
+no encoded attributes. Every payload that legitimately reaches `decode` was therefore written by a client
+holding the keys. The one exception is a history written *before* encryption was turned on: its plaintext
+inputs are refused too, so turn encryption on before the first workflow starts (or let those finish first).
+
+Refusing must not raise inside the worker: a decode error fails the whole workflow activation, and the
+workflow task would then retry forever (a plaintext signal would wedge the appointment). So a refused payload
+is replaced by an empty one marked `binary/plaintext-refused`, which no converter accepts: the SDK drops
+such a signal (with a log line), rejects such an update or query, and the value never reaches our code.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ from temporalio.converter import PayloadCodec
 from ratio_zoom.core.keyring import KeyRing
 
 ENCODING = b"binary/encrypted"
+REFUSED_ENCODING = b"binary/plaintext-refused"
 KEY_ID = "encryption-key-id"
 # Fixed associated data: binds ciphertexts to this use (a payload ciphertext cannot pass for a vault
 # ciphertext or vice versa even if the same key were configured for both).
@@ -24,6 +38,11 @@ AAD = b"ratio-zoom/temporal-payload/v1"
 
 class PayloadDecryptionError(ValueError):
     """A payload names an unknown key ID or failed authentication."""
+
+
+def refused_plaintext() -> Payload:
+    """What an unencrypted payload decodes to: no data (its content is never read), a marker encoding."""
+    return Payload(metadata={"encoding": REFUSED_ENCODING})
 
 
 class EncryptionCodec(PayloadCodec):
@@ -41,7 +60,7 @@ class EncryptionCodec(PayloadCodec):
         out = []
         for payload in payloads:
             if payload.metadata.get("encoding") != ENCODING:
-                out.append(payload)  # not ours (e.g. written before encryption was turned on)
+                out.append(refused_plaintext())  # see the module docstring: refused, never raised
                 continue
             kid = payload.metadata.get(KEY_ID, b"").decode()
             try:

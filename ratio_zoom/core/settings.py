@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ratio_zoom.core.keyring import KeyRing, KeyRingError
+from ratio_zoom.core.origins import parse_origins
 
 DEFAULT_DATA_DIR = Path(".data")
 
@@ -63,6 +64,12 @@ class Settings(BaseSettings):
     # The codec server (served by the API when PAYLOAD_ENCRYPTION_KEYS is set) answers the Temporal UI.
     codec_cors_origins: str = Field(default="http://localhost:8233,http://127.0.0.1:8233", alias="CODEC_CORS_ORIGINS")
     codec_auth_token: SecretStr = Field(default=SecretStr(""), alias="CODEC_AUTH_TOKEN")
+    # Without CODEC_AUTH_TOKEN the codec answers 401. This opens it without a token, for dev only (the
+    # Temporal UI cannot send a static token); honoured only when API_BIND is a loopback address.
+    codec_allow_unauthenticated: bool = Field(default=False, alias="CODEC_ALLOW_UNAUTHENTICATED")
+    # Where the OAuth callback may send the browser back to (`return_url` of connect): comma-separated
+    # origins, https only (http only for localhost). Empty: every connect request is refused.
+    return_url_origins: str = Field(default="", alias="RETURN_URL_ORIGINS")
 
     # How long an appointment workflow stays open after the appointment ends, and when before the start it
     # checks the meeting once for drift made inside Zoom.
@@ -82,6 +89,9 @@ class Settings(BaseSettings):
     recording_bot_api_url: str = Field(default="", alias="RECORDING_BOT_API_URL")
     recording_bot_api_key: SecretStr = Field(default=SecretStr(""), alias="RECORDING_BOT_API_KEY")
     recording_bot_webhook_secret: SecretStr = Field(default=SecretStr(""), alias="RECORDING_BOT_WEBHOOK_SECRET")
+    # The bot's OBF-token URL stops working this long after the appointment's planned end.
+    recording_bot_obf_grace_minutes: float = Field(default=30.0, alias="RECORDING_BOT_OBF_GRACE_MINUTES", gt=0,
+                                                   le=24 * 60)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "text"] = Field(default="json", alias="LOG_FORMAT")
@@ -104,6 +114,12 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return value
 
+    @field_validator("return_url_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        parse_origins(value)  # raises ValueError naming the bad entry
+        return value
+
     @field_validator("zoom_api_base_url", "zoom_oauth_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -120,6 +136,9 @@ class Settings(BaseSettings):
         if not self.payload_encryption_keys.get_secret_value():
             return None
         return _ring("PAYLOAD_ENCRYPTION_KEYS", self.payload_encryption_keys)
+
+    def return_origins(self) -> tuple[str, ...]:
+        return parse_origins(self.return_url_origins)
 
     def require(self, *names: str) -> None:
         """Fail with one clear line when a command needs settings that are empty."""

@@ -1,7 +1,14 @@
 """The service's HTTP API (FastAPI): Zoom connect/callback/status/disconnect, Zoom webhooks, health.
 
-OpenAPI is published at /openapi.json. Every /v1/workspaces call needs `Authorization: Bearer
-<INTERNAL_API_TOKEN>` and says who acts (`actor_id`, `actor_role`).
+OpenAPI is published at /openapi.json: it describes the contract the core app codes against and holds no
+secret. The interactive /docs and /redoc pages are off: they load third-party scripts from a CDN into our
+origin and invite pasting the internal bearer token into a browser. Every /v1/workspaces call needs
+`Authorization: Bearer <INTERNAL_API_TOKEN>` and says who acts (`actor_id`, `actor_role`).
+
+Security controls of this layer (docs/security-api.md): a request-body limit on every route while streaming
+(body_limit.py), the codec closed without its token (codec/server.py), connect's `return_url` on an
+allow-list of origins (RETURN_URL_ORIGINS), a Zoom deauthorization remembered only once its purge succeeded,
+the OBF-token gates (obf_token.py), and the access log through the redacting log handler (`server_config`).
 """
 
 from __future__ import annotations
@@ -16,19 +23,23 @@ from typing import Literal
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
-from starlette.middleware.base import BaseHTTPMiddleware
 
 from ratio_zoom.connections.repository import utcnow
 from ratio_zoom.connections.service import ConnectionRefused, ConnectionService
 from ratio_zoom.http_api.auth import bearer_guard
+from ratio_zoom.http_api.body_limit import BodyLimit
 from ratio_zoom.connections.services import Services
 from ratio_zoom.storage.models import WebhookDelivery
 from ratio_zoom.zoom.webhooks import WebhookSignatureError, url_validation_response, verify_signature
 
 log = logging.getLogger("ratio_zoom.api")
 MAX_BODY_BYTES = 64 * 1024
+# The Temporal UI posts a history event's payloads in one request; ours are small (kilobytes), and Temporal's
+# own blob limit is 2 MB. 1 MiB leaves room for the base64/JSON overhead without reading 2 MB bodies.
+CODEC_MAX_BODY_BYTES = 1024 * 1024
+LOOPBACK_BINDS = ("127.0.0.1", "localhost", "::1", "[::1]")
 Role = Literal["owner", "admin", "member"]
 
 
@@ -60,24 +71,19 @@ class ConnectionView(BaseModel):
     reason: str | None = None
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse oversized bodies before reading them (Content-Length) and while reading (chunked)."""
-
-    async def dispatch(self, request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse({"detail": f"request body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
-        return await call_next(request)
+def _body_limit_for(path: str) -> int | None:
+    return CODEC_MAX_BODY_BYTES if path.startswith("/codec/") else None
 
 
 def create_app(services: Services, connections: ConnectionService, *, temporal_ready=None,  # type: ignore[no-untyped-def]
                bot_signaller=None) -> FastAPI:
     """`bot_signaller(appointment_id, event)` relays a verified bot status to the appointment's workflow."""
     settings = services.settings
-    app = FastAPI(title="ratio-zoom", version="0.1.0",
+    app = FastAPI(title="ratio-zoom", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Zoom connection lifecycle and webhooks for Ratio workspaces.")
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, default_limit=MAX_BODY_BYTES, limit_for_path=_body_limit_for)
     guard = Depends(bearer_guard(settings.internal_api_token.get_secret_value()))
+    return_origins = settings.return_origins()
     ring = settings.payload_keyring()
     if ring is not None:
         from ratio_zoom.core.payload_codec import EncryptionCodec
@@ -85,7 +91,13 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
 
         origins = [o.strip() for o in settings.codec_cors_origins.split(",") if o.strip()]
         token = settings.codec_auth_token.get_secret_value() or None
-        app.include_router(codec_routes(EncryptionCodec(ring), allowed_origins=origins, bearer_token=token))
+        # Opening the codec without a token is honoured on a loopback bind only (dev): never on a reachable one.
+        open_codec = settings.codec_allow_unauthenticated and settings.api_host_port[0] in LOOPBACK_BINDS
+        if settings.codec_allow_unauthenticated and not open_codec:
+            log.warning("CODEC_ALLOW_UNAUTHENTICATED ignored: API_BIND %s is not a loopback address",
+                        settings.api_host_port[0])
+        app.include_router(codec_routes(EncryptionCodec(ring), allowed_origins=origins, bearer_token=token,
+                                        allow_unauthenticated=open_codec))
 
     def refused(exc: ConnectionRefused) -> JSONResponse:
         return JSONResponse({"detail": exc.reason}, status_code=exc.status)
@@ -93,7 +105,8 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
     @app.post("/v1/workspaces/{workspace_id}/zoom/connect", response_model=ConnectResponse, dependencies=[guard])
     async def connect(workspace_id: str, body: ConnectRequest) -> ConnectResponse | JSONResponse:
         try:
-            url = await connections.start_connect(workspace_id, body.actor_id, body.actor_role, body.return_url)
+            url = await connections.start_connect(workspace_id, body.actor_id, body.actor_role, body.return_url,
+                                                  allowed_origins=return_origins)
         except ConnectionRefused as exc:
             return refused(exc)
         return ConnectResponse(authorize_url=url)
@@ -150,9 +163,17 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
             if not isinstance(user_id, str) or not user_id:
                 return JSONResponse({"detail": "user_id missing"}, status_code=400)
             delivery = hashlib.sha256(body).hexdigest()
-            if not await _first_delivery(services, f"zoom:{delivery}"):
+            if await _seen_delivery(services, f"zoom:{delivery}"):
                 return JSONResponse({"status": "duplicate delivery ignored"})
-            workspaces = await connections.deauthorize(user_id, delivery)
+            # The purge is idempotent, so the delivery is remembered only once it succeeded: a failed purge
+            # answers 503 and Zoom redelivers (it retries after 5xx, never after 4xx) until the data is gone.
+            try:
+                workspaces = await connections.deauthorize(user_id, delivery)
+            except Exception as exc:  # noqa: BLE001 - answered 503 for a redelivery; the type only (no row data)
+                log.error("zoom deauthorization purge failed (%s); answered 503 so Zoom redelivers",
+                          type(exc).__name__)
+                return JSONResponse({"detail": "temporarily unable to purge; redeliver"}, status_code=503)
+            await _remember_delivery(services, f"zoom:{delivery}")
             return JSONResponse({"status": "deauthorized", "workspaces": len(workspaces)})
         return JSONResponse({"status": "ignored", "event": str(name)[:64]})
 
@@ -181,37 +202,12 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
         return JSONResponse({"status": "relayed", "bot_status": event.status})
 
     @app.get("/v1/recording-bot/zoom-obf-token")
-    async def zoom_obf_token(dispatch_key: str = "", secret: str = "") -> Response:
+    async def zoom_obf_token(request: Request, dispatch_key: str = "", expires: str = "", secret: str = "") -> Response:
         """Called by the bot provider at launch. Minted now from the host's grant; never stored or logged."""
-        import hmac as _hmac
+        from ratio_zoom.http_api.obf_token import OBF_SECRET_HEADER, mint_obf_token
 
-        from activities.bots import obf_secret
-        from ratio_zoom.storage.models import AppointmentConference, BotDispatch
-        from ratio_zoom.zoom.errors import ZoomError
-        from ratio_zoom.zoom.oauth import OBF_TOKEN_SCOPE
-
-        if not dispatch_key or not secret or not _hmac.compare_digest(
-                secret.encode(), obf_secret(services.vault, dispatch_key).encode()):
-            return JSONResponse({"detail": "unknown bot or wrong secret"}, status_code=401)
-        async with services.db.sessions() as session:
-            dispatch = await session.get(BotDispatch, dispatch_key)
-            conference = await session.get(AppointmentConference, dispatch.appointment_id) if dispatch else None
-            from ratio_zoom.connections.repository import load_connection
-
-            connection = await load_connection(session, conference.workspace_id) if conference else None
-        if dispatch is None or conference is None or connection is None or connection.status != "connected":
-            return JSONResponse({"detail": "no Zoom connection for this bot's appointment"}, status_code=409)
-        if OBF_TOKEN_SCOPE not in connection.scopes.split():
-            return JSONResponse({"detail": "the Zoom grant lacks user:read:token; the host must admit the bot"},
-                                status_code=409)
-        try:
-            obf = await services.broker.call(conference.workspace_id,
-                                             lambda lease: services.zoom.get_on_behalf_token(lease.token))
-        except ZoomError as exc:
-            return JSONResponse({"detail": f"Zoom refused: {type(exc).__name__}"}, status_code=502)
-        except Exception as exc:  # noqa: BLE001 - connection unusable (detached, needs reconnect): say so
-            return JSONResponse({"detail": f"Zoom connection unusable: {type(exc).__name__}"}, status_code=409)
-        return Response(obf.token.get_secret_value(), media_type="text/plain", headers={"Cache-Control": "no-store"})
+        presented = request.headers.get(OBF_SECRET_HEADER) or secret
+        return await mint_obf_token(services, dispatch_key, expires, presented)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -224,8 +220,9 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
             async with services.db.sessions() as session:
                 await session.execute(text("SELECT 1"))
             checks["database"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - reported, not swallowed
-            checks["database"] = f"unreachable: {type(exc).__name__}"
+        except Exception as exc:  # noqa: BLE001 - logged here; the public answer names no internals
+            log.warning("readiness: database unreachable (%s)", type(exc).__name__)
+            checks["database"] = "unreachable"
         if temporal_ready is not None:
             checks["temporal"] = "ok" if await temporal_ready() else "unreachable"
         ok = all(v == "ok" for v in checks.values())
@@ -236,10 +233,17 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
 
 async def _audit_bot_status(services: Services, appointment_id: str, event) -> None:  # type: ignore[no-untyped-def]
     """The bot's status changes are lifecycle facts too: one audit row per webhook delivery."""
+    from ratio_zoom.contract.bot_status import TERMINAL
     from ratio_zoom.storage import audit
-    from ratio_zoom.storage.models import AppointmentConference
+    from ratio_zoom.storage.models import AppointmentConference, BotDispatch
 
     async with services.db.transaction() as session:
+        if event.status in TERMINAL:
+            # The bot is gone: the OBF endpoint must stop minting tokens for it.
+            for dispatch in (await session.execute(select(BotDispatch).where(BotDispatch.bot_id == event.bot_id)
+                                                   .with_for_update())).scalars():
+                dispatch.status = event.status
+                dispatch.updated_at = utcnow()
         conference = await session.get(AppointmentConference, appointment_id)
         if conference is None:
             return
@@ -256,6 +260,20 @@ async def _forget_delivery(services: Services, key: str) -> None:
             await session.delete(row)
 
 
+async def _seen_delivery(services: Services, key: str) -> bool:
+    async with services.db.sessions() as session:
+        return await session.get(WebhookDelivery, key) is not None
+
+
+async def _remember_delivery(services: Services, key: str) -> None:
+    try:
+        async with services.db.transaction() as session:
+            if await session.get(WebhookDelivery, key) is None:
+                session.add(WebhookDelivery(delivery_key=key, source=key.split(":", 1)[0], received_at=utcnow()))
+    except IntegrityError:
+        pass  # a concurrent redelivery remembered it first: the same fact
+
+
 async def _first_delivery(services: Services, key: str) -> bool:
     try:
         async with services.db.transaction() as session:
@@ -265,6 +283,19 @@ async def _first_delivery(services: Services, key: str) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def server_config(app: FastAPI, settings, **overrides: object):  # type: ignore[no-untyped-def]
+    """Uvicorn's settings for the API. `log_config=None`: uvicorn must not install its own handlers, whose
+    access log printed request lines (OAuth `code`/`state`, the bot's `secret`) unredacted; its loggers then
+    propagate to the root handler set up by `configure_logging`, which redacts in both formats."""
+    import uvicorn
+
+    host, port = settings.api_host_port
+    options: dict[str, object] = {"host": host, "port": port, "log_level": settings.log_level.lower(),
+                                  "access_log": True, "log_config": None, "server_header": False}
+    options.update(overrides)
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
 
 
 async def run_api(settings) -> None:  # type: ignore[no-untyped-def]
@@ -286,6 +317,7 @@ async def run_api(settings) -> None:  # type: ignore[no-untyped-def]
 
     connections = ConnectionService(services.db, services.vault, services.oauth, services.zoom,
                                     notify=temporal_notifier(client))
+
     async def bot_signaller(appointment_id: str, event) -> None:  # type: ignore[no-untyped-def]
         from ratio_zoom.contract.appointment import workflow_id_for
 
@@ -293,7 +325,7 @@ async def run_api(settings) -> None:  # type: ignore[no-untyped-def]
 
     app = create_app(services, connections, temporal_ready=temporal_ready, bot_signaller=bot_signaller)
     host, port = settings.api_host_port
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=True))
+    server = uvicorn.Server(server_config(app, settings))
     print(f"ratio-zoom API on http://{host}:{port} (OpenAPI at /openapi.json)", flush=True)
     try:
         await server.serve()

@@ -74,10 +74,12 @@ class RecallProvider:
         return record_from(await self._call("POST", "/api/v1/bot/", json_body=body, idempotency_key=idempotency_key))
 
     async def reschedule(self, bot_id: str, *, join_at: datetime, meeting_url: str | None,
-                         idempotency_key: str) -> BotRecord:
+                         idempotency_key: str, obf_token_url: str | None = None) -> BotRecord:
         body: dict[str, Any] = {"join_at": _iso(join_at)}
         if meeting_url:
             body["meeting_url"] = meeting_url
+        if obf_token_url:
+            body["zoom"] = {"obf_token_url": obf_token_url}  # its expiry follows the new start
         return record_from(await self._call("PATCH", f"/api/v1/bot/{bot_id}/", json_body=body,
                                             idempotency_key=idempotency_key))
 

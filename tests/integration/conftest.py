@@ -83,7 +83,9 @@ LONG = timedelta(seconds=60)
 # -- the HTTP API served for real (tests of the connection lifecycle and the bad-input catalogue) ----
 
 TOKEN = "test-internal-token"
+CODEC_TOKEN = "test-codec-token"
 RETURN = "https://ratio.example/settings/zoom"
+RETURN_ORIGINS = "https://ratio.example,http://localhost:3000"
 
 
 @dataclass
@@ -120,7 +122,8 @@ async def api(temporal_env, fresh_pg_url: str, zoom_emulator: ZoomEmulatorHandle
     settings = make_settings(fresh_pg_url, ZOOM_API_BASE_URL=zoom_emulator.api_base_url,
                              ZOOM_OAUTH_BASE_URL=zoom_emulator.oauth_base_url,
                              ZOOM_REDIRECT_URI=f"http://127.0.0.1:{port}/v1/zoom/oauth/callback",
-                             RECORDING_BOT_WEBHOOK_SECRET="test-recall-webhook-secret")
+                             RECORDING_BOT_WEBHOOK_SECRET="test-recall-webhook-secret",
+                             RETURN_URL_ORIGINS=RETURN_ORIGINS, CODEC_AUTH_TOKEN=CODEC_TOKEN)
     # The server runs on its own event loop (a thread): it gets its own unpooled services; the test
     # inspects the database through a second set bound to the test's loop.
     server_services = Services.create(settings, pooled=False)

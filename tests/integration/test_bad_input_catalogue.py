@@ -16,13 +16,15 @@ from sqlalchemy import func, select, update
 
 from ratio_zoom.contract.appointment import Attendee, Cancel, Consent, Reschedule, UpdateDetails
 from starter import BookingRejected
-from tests.integration.conftest import RETURN, TOKEN, Api, Stack, ws
+from tests.integration.conftest import CODEC_TOKEN, RETURN, TOKEN, Api, Stack, ws
 from tests.integration.test_appointment_lifecycle import booking
 from ratio_zoom.recording_bot.webhooks import sign as bot_sign
 from ratio_zoom.storage.models import AuditEvent, OAuthState
 from ratio_zoom.zoom.webhooks import sign
 
-SECRETS = ("test-internal-token", "test-client-secret", "test-webhook-secret", "test-recall-webhook-secret")
+SECRETS = ("test-internal-token", "test-client-secret", "test-webhook-secret", "test-recall-webhook-secret",
+           "test-codec-token")
+TWO_MB = b'{"pad":"' + b"p" * (2 * 1024 * 1024) + b'"}'
 SOON = (datetime.now(timezone.utc) + timedelta(days=10)).replace(microsecond=0).isoformat()
 
 
@@ -47,11 +49,75 @@ def signal_case(name: str, signal: str, message: object, expect: str) -> Case:
 
 
 def http_case(name: str, method: str, path: str, expect: str, *, json_body: object = None, content: bytes | None = None,
-              headers: dict[str, str] | None = None) -> Case:
+              headers: dict[str, str] | None = None, chunked: bool = False) -> Case:
     async def run(ctx: dict) -> str:
         api: Api = ctx["api"]
         h = {"Authorization": f"Bearer {TOKEN}", **(headers or {})}
-        response = await api.http.request(method, f"{api.base}{path}", json=json_body, content=content, headers=h)
+        body: object = content
+        if chunked and content is not None:
+            async def chunks(data: bytes = content):  # type: ignore[no-untyped-def]
+                for i in range(0, len(data), 16 * 1024):  # no Content-Length: the limit must count while reading
+                    yield data[i:i + 16 * 1024]
+            body = chunks()
+        response = await api.http.request(method, f"{api.base}{path}", json=json_body, content=body, headers=h)  # type: ignore[arg-type]
+        return f"{response.status_code} {response.text}"
+
+    return Case("http", name, run, expect)
+
+
+def codec_case(name: str, path: str, expect: str, *, token: str | None) -> Case:
+    """The codec attack: the appointment's join URL, encrypted as it sits in the history, posted to the codec
+    (or a forgery posted to be encrypted). Without the codec token nothing is decrypted or encrypted."""
+    async def run(ctx: dict) -> str:
+        from google.protobuf import json_format
+        from temporalio.api.common.v1 import Payload, Payloads
+
+        from ratio_zoom.core.payload_codec import EncryptionCodec
+
+        api: Api = ctx["api"]
+        ring = api.services.settings.payload_keyring()
+        assert ring is not None
+        plain = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(ctx["join_url"]).encode())
+        payloads = [plain] if path.endswith("encode") else await EncryptionCodec(ring).encode([plain])
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await api.http.post(f"{api.base}{path}", headers=headers,
+                                       content=json_format.MessageToJson(Payloads(payloads=payloads)))
+        return f"{response.status_code} {response.text}"
+
+    return Case("codec", name, run, expect)
+
+
+def plaintext_signal_case(name: str) -> Case:
+    """Anyone with Temporal frontend access signals the workflow with an unencrypted (forged) payload: the
+    codec refuses it, the SDK drops the signal, the appointment does not change."""
+    async def run(ctx: dict) -> str:
+        from temporalio.client import Client
+        from temporalio.contrib.pydantic import pydantic_data_converter
+
+        stack: Stack = ctx["stack"]
+        plain_client = Client(stack.client.service_client, namespace=stack.client.namespace,
+                              data_converter=pydantic_data_converter)
+        forged = Reschedule(request_id="plaintext-1", start_time=SOON, duration_minutes=77)
+        await plain_client.get_workflow_handle(ctx["handle"].id).signal("reschedule", forged)
+        await ctx["handle"].execute_update("await_conference", {"timeout_seconds": 10}, result_type=dict)
+        state = await stack.appointments.state(ctx["booking"].appointment_id)
+        applied = state.appointment.duration_minutes == 77 or any(
+            r.request_id == "plaintext-1" for r in state.rejected_requests)
+        return "APPLIED" if applied else "plaintext refused"
+
+    return Case("contract", name, run, expect="plaintext refused")
+
+
+def obf_case(name: str, expect: str, *, expired: bool) -> Case:
+    async def run(ctx: dict) -> str:
+        from activities.bots import obf_secret
+
+        api: Api = ctx["api"]
+        key = f"{ctx['booking'].appointment_id}:recbot:1"
+        expires = int(time.time()) + (-60 if expired else 3600)
+        secret = obf_secret(api.services.vault, key, expires) if expired else "guessed"
+        response = await api.http.get(f"{api.base}/v1/recording-bot/zoom-obf-token",
+                                       params={"dispatch_key": key, "expires": str(expires), "secret": secret})
         return f"{response.status_code} {response.text}"
 
     return Case("http", name, run, expect)
@@ -168,6 +234,27 @@ CATALOGUE: list[Case] = [
               json_body={"actor_id": "m", "actor_role": "owner", "return_url": "javascript:alert(1)"}),
     http_case("oversized JSON body", "POST", "/v1/workspaces/w/zoom/connect", "413",
               content=b'{"actor_id":"' + b"a" * 100_000 + b'"}', headers={"content-type": "application/json"}),
+    http_case("return URL on a foreign origin", "POST", "/v1/workspaces/w/zoom/connect", "RETURN_URL_ORIGINS",
+              json_body={"actor_id": "m", "actor_role": "owner", "return_url": "https://evil.example/phish"}),
+    http_case("return URL over plain http", "POST", "/v1/workspaces/w/zoom/connect", "RETURN_URL_ORIGINS",
+              json_body={"actor_id": "m", "actor_role": "owner", "return_url": "http://ratio.example/settings/zoom"}),
+    http_case("return URL on a look-alike origin", "POST", "/v1/workspaces/w/zoom/connect", "RETURN_URL_ORIGINS",
+              json_body={"actor_id": "m", "actor_role": "owner", "return_url": "https://ratio.example.evil.example/"}),
+    http_case("2 MB chunked body to connect", "POST", "/v1/workspaces/w/zoom/connect", "413", content=TWO_MB,
+              chunked=True, headers={"content-type": "application/json"}),
+    http_case("2 MB chunked body to the Zoom webhook", "POST", "/v1/webhooks/zoom", "413", content=TWO_MB, chunked=True),
+    http_case("2 MB chunked body to the bot webhook", "POST", "/v1/webhooks/recording-bot", "413", content=TWO_MB,
+              chunked=True),
+    http_case("2 MB chunked body to the codec", "POST", "/codec/decode", "413", content=TWO_MB, chunked=True,
+              headers={"Authorization": f"Bearer {CODEC_TOKEN}"}),
+    http_case("2 MB body to the Zoom webhook with its Content-Length", "POST", "/v1/webhooks/zoom", "413",
+              content=TWO_MB),
+    codec_case("codec decode without a token", "/codec/decode", "401", token=None),
+    codec_case("codec encode without a token", "/codec/encode", "401", token=None),
+    codec_case("codec decode with the internal API token", "/codec/decode", "401", token=TOKEN),
+    plaintext_signal_case("unencrypted signal from the Temporal frontend"),
+    obf_case("OBF token with a guessed secret", "401", expired=False),
+    obf_case("OBF token with a signed but expired secret", "401", expired=True),
     http_case("malformed JSON body", "POST", "/v1/workspaces/w/zoom/disconnect", "422",
               content=b"{not json", headers={"content-type": "application/json"}),
     http_case("member disconnects", "POST", "/v1/workspaces/w/zoom/disconnect", "403",
@@ -217,7 +304,8 @@ async def test_bad_input_catalogue(stack: Stack, api: Api) -> None:
     # The join URL embeds the meeting passcode: no answer to a hostile input may echo it either.
     secrets = (*SECRETS, before.conference.join_url)
     zoom_calls, audit_rows = await _meeting_calls(stack), await _audit_rows(api, workspace)
-    ctx = {"stack": stack, "api": api, "handle": handle, "booking": b, "cancelled": cancelled}
+    ctx = {"stack": stack, "api": api, "handle": handle, "booking": b, "cancelled": cancelled,
+           "join_url": before.conference.join_url}
     failures = []
     for case in CATALOGUE:
         answer = await case.run(ctx)

@@ -261,3 +261,90 @@ async def test_obf_token_is_minted_at_launch_only_with_the_scope(bot_stack) -> N
         assert forged.status_code == 401
     for appt in (a, b):
         await stack.appointments.cancel(appt.appointment_id, Cancel(request_id="c", actor="u"))
+
+
+def _with_params(url: str, **changes: str | None) -> str:
+    parsed = httpx.URL(url)
+    params = {k: v for k, v in parsed.params.items()}
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
+    return str(parsed.copy_with(params=params))
+
+
+async def test_obf_token_only_for_the_live_bot_while_both_gates_hold_and_until_it_expires(bot_stack) -> None:  # type: ignore[no-untyped-def]
+    """The attack of issue 13: the endpoint minted a Zoom OBF token for any dispatch row that ever existed,
+    whatever its status, the consent, the note-taking flag or the appointment's state, with a secret that
+    never expired. Each of those now gets 401 (secret) or 403 (gates); the live bot still gets its token."""
+    from activities.bots import OBF_SECRET_HEADER, obf_secret
+    from ratio_zoom.storage.models import BotDispatch
+
+    stack, recall, api_base = bot_stack
+    workspace = ws()
+    await stack.emulator.set_next_consent(user_id="z8yCxjabR7qYD9Yc7ScTLA", scopes=FULL_SCOPES + " user:read:token")
+    await stack.connect_workspace(workspace)
+    a = booking(workspace, note_taking_enabled=True)
+    await stack.appointments.book(a)
+    await stack.appointments.record_consent(a.appointment_id, consent("k1", True))
+    await settle(stack, a.appointment_id, "k1")
+    first_url = live(await bots_of(recall, a.appointment_id))[0]["zoom"]["obf_token_url"]
+    params = httpx.URL(first_url).params
+    key, expires, secret = params["dispatch_key"], int(params["expires"]), params["secret"]
+    vault = stack.services.vault
+    async with httpx.AsyncClient() as http:
+        async def status(url: str, **headers: str) -> int:
+            return (await http.get(url, headers=headers)).status_code
+
+        assert await status(first_url) == 200
+        # the secret may come in a header instead of the query
+        assert await status(_with_params(first_url, secret=None), **{OBF_SECRET_HEADER: secret}) == 200
+        # the expiry is covered by the HMAC: pushing it out breaks the secret
+        assert await status(_with_params(first_url, expires=str(expires + 86_400))) == 401
+        # a correctly signed URL whose expiry has passed is refused
+        past = int(time.time()) - 60
+        assert await status(_with_params(first_url, expires=str(past), secret=obf_secret(vault, key, past))) == 401
+        # the old, never-expiring form (HMAC of the dispatch key alone) is refused
+        assert await status(_with_params(first_url, expires=None)) == 401
+
+        # a reschedule moves the bot and re-issues its URL with the new expiry
+        far = (datetime.now(timezone.utc) + timedelta(days=6)).replace(microsecond=0)
+        await stack.appointments.reschedule(a.appointment_id, Reschedule(request_id="r1", start_time=far.isoformat(),
+                                                                         duration_minutes=45))
+        await settle(stack, a.appointment_id, "r1")
+        moved_url = live(await bots_of(recall, a.appointment_id))[0]["zoom"]["obf_token_url"]
+        assert int(httpx.URL(moved_url).params["expires"]) > far.timestamp() and await status(moved_url) == 200
+
+        # consent withdrawn: the bot is removed and its URL stops working
+        await stack.appointments.record_consent(a.appointment_id, consent("k2", False))
+        await settle(stack, a.appointment_id, "k2")
+        assert await status(moved_url) == 403
+        # consent granted again: a new generation; only the new bot's URL works
+        await stack.appointments.record_consent(a.appointment_id, consent("k3", True))
+        await settle(stack, a.appointment_id, "k3")
+        second_url = live(await bots_of(recall, a.appointment_id))[0]["zoom"]["obf_token_url"]
+        assert httpx.URL(second_url).params["dispatch_key"].endswith(":recbot:2")
+        assert await status(second_url) == 200 and await status(moved_url) == 403
+
+        # a dispatch row for an appointment with note-taking off (consent given) gets nothing, even signed
+        b = booking(workspace, note_taking_enabled=False)
+        await stack.appointments.book(b)
+        await stack.appointments.record_consent(b.appointment_id, consent("k1", True))
+        await settle(stack, b.appointment_id, "k1")
+        forged_key = f"{b.appointment_id}:recbot:1"
+        async with stack.services.db.transaction() as session:
+            now = datetime.now(timezone.utc)
+            session.add(BotDispatch(dispatch_key=forged_key, appointment_id=b.appointment_id, generation=1,
+                                    bot_id="bot-not-ours", status="scheduled", created_at=now, updated_at=now))
+        later = int(time.time()) + 3600
+        no_notes = _with_params(second_url, dispatch_key=forged_key, expires=str(later),
+                                secret=obf_secret(vault, forged_key, later))
+        answer = await http.get(no_notes)
+        assert answer.status_code == 403 and "note-taking" in answer.text
+
+        # the appointment cancelled: its live bot's URL is refused too
+        await stack.appointments.cancel(a.appointment_id, Cancel(request_id="c", actor="u"))
+        await stack.appointments.handle(a.appointment_id).result()
+        assert await status(second_url) == 403
+    await stack.appointments.cancel(b.appointment_id, Cancel(request_id="c", actor="u"))

@@ -6,6 +6,7 @@
 - `Idempotency-Key` on POST/PATCH is honoured for one hour: same key and body replays the first answer; the
   same key with another body is a 409.
 - `GET /api/v1/bot/?metadata__<key>=<value>` filters on metadata.
+- PATCH may replace `zoom` (a scheduled bot's `obf_token_url`, re-issued with a later expiry on a move).
 - Injected 429 / 507 / 5xx answers carry `Retry-After`; status changes go out as signed webhooks.
 Control: `GET /_emulator/bots`, `GET /_emulator/calls`, `POST /_emulator/faults {"status","count","retry_after"}`,
 `POST /_emulator/advance {"bot_id","code","sub_code"}` (appends a status and delivers the webhook),
@@ -150,7 +151,7 @@ def create_app(config: BotEmulatorConfig) -> Starlette:
                 return Response(status_code=204)
 
             def make() -> tuple[int, dict[str, Any]]:
-                for key in ("join_at", "meeting_url", "bot_name"):
+                for key in ("join_at", "meeting_url", "bot_name", "zoom"):  # zoom: a new obf_token_url
                     if key in body:
                         bot[key] = body[key]
                 return 200, view(bot)

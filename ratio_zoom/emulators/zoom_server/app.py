@@ -467,6 +467,12 @@ def create_app(config: EmulatorConfig) -> Starlette:
                                   "started": m.started} for m in world.meetings.values()])
         if action == "calls":
             return JSONResponse(world.calls)
+        if action == "grants":
+            # Which authorizations are still alive (after revokes, deauthorizations, re-authorizations);
+            # fingerprints, never the tokens.
+            return JSONResponse([{"user_id": g.user_id, "alive": g.alive, "scopes": g.scopes,
+                                  "access_fingerprint": hashlib.sha256(g.access_token.encode()).hexdigest()[:12]}
+                                 for g in world.grants])
         if action == "counters":
             refreshes = sum(g.refreshes for g in world.grants)
             return JSONResponse({**world.counters, "token_refreshes": refreshes})

@@ -49,6 +49,10 @@ class ZoomEmulatorHandle:
     async def counters(self) -> dict[str, int]:
         return await self._get("counters")
 
+    async def grants(self) -> list[dict[str, Any]]:
+        """Every authorization so far: user, alive (not revoked/replaced/deauthorized), scopes."""
+        return await self._get("grants")
+
     async def reset(self) -> None:
         await self._post("reset", {})
 
