@@ -42,6 +42,7 @@ REFUSALS = [
     ("no payload encryption", {"PAYLOAD_ENCRYPTION_KEYS": ""}, "PAYLOAD_ENCRYPTION_KEYS is required in production"),
     ("no codec token", {"CODEC_AUTH_TOKEN": ""}, "CODEC_AUTH_TOKEN is required"),
     ("weak codec token", {"CODEC_AUTH_TOKEN": "short"}, "CODEC_AUTH_TOKEN is too short"),
+    ("codec opened without a token", {"CODEC_ALLOW_UNAUTHENTICATED": "true"}, "CODEC_ALLOW_UNAUTHENTICATED is refused"),
     ("SMTP in clear to another machine", {"SMTP_ALLOW_PLAINTEXT": "true"}, "SMTP_ALLOW_PLAINTEXT is refused"),
     ("SMTP URL of another protocol", {"SMTP_URL": f"http://mailer:{SMTP_PASSWORD}@smtp.example.com"},
      "SMTP_URL is invalid"),

@@ -39,8 +39,12 @@ def codec_routes(codec: EncryptionCodec, *, allowed_origins: list[str], bearer_t
         return {}
 
     def authorised(request: Request) -> bool:
+        if allow_unauthenticated:
+            # Explicitly opened (dev mode, loopback bind only: the Temporal UI cannot send a static token).
+            # Anyone who can reach a loopback port here can also read the dev key file.
+            return True
         if expected is None:
-            return allow_unauthenticated  # no token configured: closed, unless explicitly opened for dev
+            return False  # no token configured: closed
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), expected)
 

@@ -79,6 +79,9 @@ def production_problems(settings: Settings) -> list[str]:
                         "decrypt and forge Temporal payloads through /codec")
     elif len(token) < MIN_CODEC_TOKEN_CHARS:
         problems.append(f"CODEC_AUTH_TOKEN is too short: use at least {MIN_CODEC_TOKEN_CHARS} random characters")
+    if settings.codec_allow_unauthenticated:
+        problems.append("CODEC_ALLOW_UNAUTHENTICATED is refused in production: the codec would decrypt payloads "
+                        "for anyone who reaches the API")
     if _smtp_on(settings) and settings.smtp_allow_plaintext and not is_loopback(_smtp_host(settings)):
         problems.append("SMTP_ALLOW_PLAINTEXT is refused in production for a relay on another machine: join URLs "
                         "would cross the network in clear; use smtps:// or a server that offers STARTTLS")
