@@ -283,7 +283,7 @@ async def run_api(settings) -> None:  # type: ignore[no-untyped-def]
             return False
 
     connections = ConnectionService(services.db, services.vault, services.oauth, services.zoom,
-                                    notify=temporal_notifier(client))
+                                    notify=temporal_notifier(client), outbox=services.outbox)
     async def bot_signaller(appointment_id: str, event) -> None:  # type: ignore[no-untyped-def]
         from ratio_zoom.contract.appointment import workflow_id_for
 
