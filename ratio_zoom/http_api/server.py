@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import Depends, FastAPI, Request
+from temporalio.client import Client
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
@@ -22,6 +23,8 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from ratio_zoom.connections.repository import utcnow
 from ratio_zoom.connections.service import ConnectionRefused, ConnectionService
+from ratio_zoom.contract.zoom_events import MEETING_EVENTS
+from ratio_zoom.http_api import zoom_meeting_events
 from ratio_zoom.http_api.auth import bearer_guard
 from ratio_zoom.connections.services import Services
 from ratio_zoom.storage.models import WebhookDelivery
@@ -71,8 +74,9 @@ class BodyLimit(BaseHTTPMiddleware):
 
 
 def create_app(services: Services, connections: ConnectionService, *, temporal_ready=None,  # type: ignore[no-untyped-def]
-               bot_signaller=None) -> FastAPI:
-    """`bot_signaller(appointment_id, event)` relays a verified bot status to the appointment's workflow."""
+               bot_signaller=None, meeting_signaller: zoom_meeting_events.MeetingSignaller | None = None) -> FastAPI:
+    """`bot_signaller(appointment_id, event)` relays a verified bot status to the appointment's workflow;
+    `meeting_signaller(appointment_id, change)` relays Zoom's meeting.updated / meeting.deleted the same way."""
     settings = services.settings
     app = FastAPI(title="ratio-zoom", version="0.1.0",
                   description="Zoom connection lifecycle and webhooks for Ratio workspaces.")
@@ -154,6 +158,10 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
                 return JSONResponse({"status": "duplicate delivery ignored"})
             workspaces = await connections.deauthorize(user_id, delivery)
             return JSONResponse({"status": "deauthorized", "workspaces": len(workspaces)})
+        if name in MEETING_EVENTS and isinstance(payload, dict):
+            status, answer = await zoom_meeting_events.route(services.db, meeting_signaller, name, payload,
+                                                             hashlib.sha256(body).hexdigest())
+            return JSONResponse(answer, status_code=status)
         return JSONResponse({"status": "ignored", "event": str(name)[:64]})
 
     @app.post("/v1/webhooks/recording-bot")
@@ -267,6 +275,24 @@ async def _first_delivery(services: Services, key: str) -> bool:
     return True
 
 
+def temporal_meeting_signaller(client: Client) -> zoom_meeting_events.MeetingSignaller:
+    """Signals `zoom_meeting_changed` to `appointment-{id}`; a closed workflow is WorkflowGone, not an error."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from ratio_zoom.contract.appointment import workflow_id_for
+    from ratio_zoom.contract.zoom_events import ZOOM_MEETING_CHANGED_SIGNAL, ZoomMeetingChanged
+
+    async def signal(appointment_id: str, change: ZoomMeetingChanged) -> None:
+        try:
+            await client.get_workflow_handle(workflow_id_for(appointment_id)).signal(ZOOM_MEETING_CHANGED_SIGNAL, change)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise zoom_meeting_events.WorkflowGone(appointment_id) from None
+            raise
+
+    return signal
+
+
 async def run_api(settings) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
@@ -289,7 +315,8 @@ async def run_api(settings) -> None:  # type: ignore[no-untyped-def]
 
         await client.get_workflow_handle(workflow_id_for(appointment_id)).signal("bot_status", event)
 
-    app = create_app(services, connections, temporal_ready=temporal_ready, bot_signaller=bot_signaller)
+    app = create_app(services, connections, temporal_ready=temporal_ready, bot_signaller=bot_signaller,
+                     meeting_signaller=temporal_meeting_signaller(client))
     host, port = settings.api_host_port
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=True))
     print(f"ratio-zoom API on http://{host}:{port} (OpenAPI at /openapi.json)", flush=True)

@@ -79,7 +79,8 @@ class AppointmentConference(Base):
     # scheduled | cancelled | completed: lets a new run (signal-with-start after completion) refuse
     # to resurrect a cancelled appointment's meeting.
     appointment_status: Mapped[str] = mapped_column(String(16), nullable=False, default="scheduled")
-    zoom_meeting_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Indexed: Zoom's meeting events are routed to their appointment by meeting ID (migration 0003).
+    zoom_meeting_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     join_url: Mapped[str | None] = mapped_column(Text)
     # Hash of the Zoom account that owns the meeting: after a reconnect with another account it cannot be
     # touched any more and the next change creates a new meeting.

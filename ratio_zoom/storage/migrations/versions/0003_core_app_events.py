@@ -1,4 +1,4 @@
-"""core app events: the durable outbox of conference and connection events POSTed to the core app
+"""core app events: the durable outbox of events POSTed to the core app; meeting-ID look-ups for Zoom's events
 
 Revision ID: 0003
 Revises: 0001
@@ -34,8 +34,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("stream", "sequence", name="uq_core_app_events_stream_sequence"),
     )
     op.create_index("ix_core_app_events_due", "core_app_events", ["status", "next_attempt_at"])
+    with op.batch_alter_table("appointment_conferences") as batch_op:
+        batch_op.create_index("ix_appointment_conferences_zoom_meeting_id", ["zoom_meeting_id"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("appointment_conferences") as batch_op:
+        batch_op.drop_index("ix_appointment_conferences_zoom_meeting_id")
     op.drop_index("ix_core_app_events_due", table_name="core_app_events")
     op.drop_table("core_app_events")
