@@ -21,6 +21,8 @@ from ratio_zoom.connections.services import Services
 from ratio_zoom.core.mode import check_start
 from ratio_zoom.core.settings import Settings
 from ratio_zoom.core.temporal import connect_client
+from ratio_zoom.events.dispatcher import EventDispatcher
+from ratio_zoom.events.signing import EventSigner
 from workflows.appointment import AppointmentWorkflow
 
 
@@ -36,6 +38,13 @@ def policy_from(settings: Settings) -> Policy:
     return Policy(pre_start_check_minutes=settings.pre_start_check_minutes,
                   grace_hours=settings.appointment_grace_hours, emails_enabled=emails_on(settings),
                   bots_enabled=bots_on(settings))
+
+
+def event_dispatcher(services: Services, metrics: Metrics | None = None) -> EventDispatcher:
+    settings = services.settings
+    signer = EventSigner(settings.core_app_webhook_secret.get_secret_value())
+    observer = metrics.core_app_event if metrics is not None else None
+    return EventDispatcher(services.db, settings.core_app_webhook_url, signer, observer=observer)
 
 
 def build_worker(client: Client, services: Services, *, task_queue: str | None = None,
@@ -78,10 +87,16 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # Events to the core app go out from every worker process; claims are per event, so they never collide.
+    delivery = (asyncio.create_task(event_dispatcher(services, metrics).run(stop), name="core-app-events")
+                if settings.core_app_events_enabled() else None)
     try:
         async with worker:
             print(f"ratio-zoom worker polling task queue {settings.temporal_task_queue!r} "
                   f"on {settings.temporal_address} ({settings.temporal_namespace})", flush=True)
             await stop.wait()
     finally:
+        if delivery is not None:
+            stop.set()
+            await delivery
         await services.aclose()

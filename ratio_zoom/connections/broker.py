@@ -35,6 +35,7 @@ from ratio_zoom.connections.repository import (
     utcnow,
     write_tokens,
 )
+from ratio_zoom.events.outbox import Outbox
 from ratio_zoom.storage import audit
 from ratio_zoom.storage.db import Database
 from ratio_zoom.storage.models import ZoomConnection
@@ -77,7 +78,9 @@ class TokenBroker:
         refresh_margin: timedelta = REFRESH_MARGIN,
         clock: Callable[[], datetime] = utcnow,
         on_refresh: Callable[[str], None] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
+        self._outbox = outbox or Outbox(enabled=False)
         self._db = db
         self._vault = vault
         self._oauth = oauth
@@ -165,6 +168,9 @@ class TokenBroker:
                         dedupe_key=f"conn:{workspace_id}:needs_reconnect:{row.token_generation}",
                         details={"reason": "invalid_grant"},
                     ))
+                    await self._outbox.connection_changed(
+                        session, workspace_id=workspace_id, type="connection.needs_reconnect",
+                        reason=row.status_reason, dedupe_key=f"conn:{workspace_id}:needs_reconnect:{row.token_generation}")
                 except (ZoomTransportError, OAuthServerError) as exc:
                     # The response may be lost after Zoom rotated the pair; the retry will tell (a dead old
                     # refresh token then answers invalid_grant and we ask for a reconnect).

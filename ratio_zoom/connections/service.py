@@ -29,6 +29,7 @@ from ratio_zoom.connections.repository import (
     write_tokens,
 )
 from ratio_zoom.core.origins import origin_of
+from ratio_zoom.events.outbox import Outbox
 from ratio_zoom.storage import audit
 from ratio_zoom.storage.db import Database
 from ratio_zoom.storage.models import OAuthState, ZoomConnection
@@ -80,7 +81,8 @@ def with_query(url: str, **params: str) -> str:
 
 class ConnectionService:
     def __init__(self, db: Database, vault: Vault, oauth: ZoomOAuth, zoom: ZoomClient,
-                 notify: ConnectionNotifier | None = None) -> None:
+                 notify: ConnectionNotifier | None = None, outbox: Outbox | None = None) -> None:
+        self._outbox = outbox or Outbox(enabled=False)
         self._db = db
         self._vault = vault
         self._oauth = oauth
@@ -205,6 +207,9 @@ class ConnectionService:
                     workspace_id=other.workspace_id, event="connection.needs_reconnect", actor="system",
                     dedupe_key=f"conn:{other.workspace_id}:displaced:{pending.state_hash}",
                     details={"reason": "grant_replaced_by_other_workspace"}))
+                await self._outbox.connection_changed(
+                    session, workspace_id=other.workspace_id, type="connection.needs_reconnect",
+                    reason=other.status_reason, dedupe_key=f"conn:{other.workspace_id}:displaced:{pending.state_hash}")
             row = await load_connection(session, pending.workspace_id, lock="update")
             previous_revoke = "none"
             if row is None:
@@ -226,6 +231,9 @@ class ConnectionService:
                 dedupe_key=f"conn:{pending.workspace_id}:connected:{pending.state_hash}",
                 details={"scopes": sorted(scope.split()), "actor_role": pending.actor_role,
                          "previous_grant_revoke": previous_revoke}))
+            await self._outbox.connection_changed(
+                session, workspace_id=pending.workspace_id, type="connection.connected", reason=None,
+                dedupe_key=f"conn:{pending.workspace_id}:connected:{pending.state_hash}")
         return displaced
 
     async def _revoke_previous_grant(self, row: ZoomConnection, new_zoom_user_id: str) -> str:
@@ -300,6 +308,9 @@ class ConnectionService:
                 dedupe_key=dedupe or f"conn:{workspace_id}:{event}:{row.token_generation}",
                 details={"revoke": "skipped" if not revoke else ("failed" if revoke_error else "ok"),
                          **({"revoke_error": revoke_error} if revoke_error else {})}))
+            await self._outbox.connection_changed(
+                session, workspace_id=workspace_id, type=event, reason=row.status_reason,  # type: ignore[arg-type]
+                dedupe_key=dedupe or f"conn:{workspace_id}:{event}:{row.token_generation}")
         if changed:
             await self._tell(workspace_id, "disconnected", None)
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from ratio_zoom.connections.broker import TokenBroker
 from ratio_zoom.core.settings import Settings
+from ratio_zoom.events.outbox import Outbox
 from ratio_zoom.storage.db import Database
 from ratio_zoom.storage.vault import Vault
 from ratio_zoom.zoom.client import ResponseObserver, ZoomClient, new_http_client
@@ -22,6 +23,7 @@ class Services:
     zoom: ZoomClient
     oauth: ZoomOAuth
     broker: TokenBroker
+    outbox: Outbox
 
     @classmethod
     def create(cls, settings: Settings, *, observer: ResponseObserver | None = None,
@@ -33,8 +35,9 @@ class Services:
         zoom = ZoomClient(settings.zoom_api_base_url, http, observer=observer)
         oauth = ZoomOAuth(settings.zoom_oauth_base_url, settings.zoom_client_id, settings.zoom_client_secret,
                           settings.zoom_redirect_uri, http)
-        broker = TokenBroker(db, vault, oauth, refresh_margin=refresh_margin, on_refresh=on_refresh)
-        return cls(settings=settings, db=db, vault=vault, zoom=zoom, oauth=oauth, broker=broker)
+        outbox = Outbox(enabled=settings.core_app_events_enabled())
+        broker = TokenBroker(db, vault, oauth, refresh_margin=refresh_margin, on_refresh=on_refresh, outbox=outbox)
+        return cls(settings=settings, db=db, vault=vault, zoom=zoom, oauth=oauth, broker=broker, outbox=outbox)
 
     async def aclose(self) -> None:
         await self.zoom.aclose()

@@ -9,6 +9,7 @@ import json
 
 from pydantic import BaseModel
 
+from ratio_zoom.contract.events import EVENT_TYPES, CoreAppEvent
 from ratio_zoom.contract.appointment import (
     AppointmentInput,
     AppointmentStateView,
@@ -70,12 +71,36 @@ SECTIONS: list[tuple[str, str, type[BaseModel]]] = [
     ("Query `state` result", "AppointmentStateView", AppointmentStateView),
 ]
 
+EVENTS_INTRO = """## Events to the core app
+
+When `CORE_APP_WEBHOOK_URL` is set, ratio-zoom POSTs an event there whenever a workspace's Zoom connection
+changes (`connection.*`). The `conference.*` types are defined and delivered the same way, but the
+appointment workflow does not emit them yet (issue 16). Each POST is one `CoreAppEvent` (JSON), signed in the
+[Standard Webhooks](https://www.standardwebhooks.com/) format with `CORE_APP_WEBHOOK_SECRET` (`whsec_...`):
+headers `webhook-id` (= the event's `id`), `webhook-timestamp`, `webhook-signature` (`v1,<base64 HMAC-SHA256
+of "{id}.{timestamp}.{body}">`). `starter/webhooks.py` verifies them; `starter/example_receiver.py` is a
+complete receiver.
+
+- **At least once**: answer 2xx once the event is stored; anything else (or no answer in 10 s) is retried
+  with backoff (1 s doubling to 10 minutes; a `Retry-After` lengthens the wait), for up to 3 days, after which
+  the event is marked expired in the `core_app_events` table with the last reason. De-duplicate on `id`.
+- **In order per stream** (`appointment:{id}` or `workspace:{id}`): event `sequence` N+1 is never sent
+  before N was acknowledged. Streams are independent: one appointment's stuck event never holds another's.
+- No secret, token, start URL or Zoom email is in any event. `data.join_url` is present only in
+  `conference.ready` and `conference.updated`, for the appointment record.
+
+Types: """ + ", ".join(f"`{name}`" for name in EVENT_TYPES) + """.
+
+"""
+
 
 def render() -> str:
     parts = [INTRO]
     for title, label, model in SECTIONS:
         schema = model.model_json_schema(mode="serialization" if "result" in title else "validation")
         parts.append(f"## {title}\n\n`{label}`\n\n```json\n{json.dumps(schema, indent=2, sort_keys=True)}\n```\n\n")
+    schema = CoreAppEvent.model_json_schema(mode="serialization")
+    parts.append(EVENTS_INTRO + f"`CoreAppEvent`\n\n```json\n{json.dumps(schema, indent=2, sort_keys=True)}\n```\n\n")
     return "".join(parts).rstrip() + "\n"
 
 

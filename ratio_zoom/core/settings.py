@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     recording_bot_obf_grace_minutes: float = Field(default=30.0, alias="RECORDING_BOT_OBF_GRACE_MINUTES", gt=0,
                                                    le=24 * 60)
 
+    # Conference and connection events POSTed to the core app (Standard Webhooks, `whsec_...` secret).
+    # Off when the URL is unset: then no event is recorded either.
+    core_app_webhook_url: str = Field(default="", alias="CORE_APP_WEBHOOK_URL")
+    core_app_webhook_secret: SecretStr = Field(default=SecretStr(""), alias="CORE_APP_WEBHOOK_SECRET")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "text"] = Field(default="json", alias="LOG_FORMAT")
     metrics_bind: str = Field(default="", alias="METRICS_BIND")
@@ -127,7 +132,22 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
 
+    @field_validator("core_app_webhook_url")
+    @classmethod
+    def _optional_http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
     # -- derived, validated views -------------------------------------------------------------------
+
+    def core_app_events_enabled(self) -> bool:
+        """True when events go to the core app; then its signing secret must be set too."""
+        if not self.core_app_webhook_url:
+            return False
+        if not self.core_app_webhook_secret.get_secret_value():
+            raise ConfigurationError("CORE_APP_WEBHOOK_SECRET is required when CORE_APP_WEBHOOK_URL is set")
+        return True
 
     def token_keyring(self) -> KeyRing:
         return _ring("TOKEN_ENCRYPTION_KEYS", self.token_encryption_keys)

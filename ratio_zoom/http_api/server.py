@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import Depends, FastAPI, Request
+from temporalio.client import Client
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, text
@@ -28,6 +29,8 @@ from sqlalchemy.exc import IntegrityError
 
 from ratio_zoom.connections.repository import utcnow
 from ratio_zoom.connections.service import ConnectionRefused, ConnectionService
+from ratio_zoom.contract.zoom_events import MEETING_EVENTS
+from ratio_zoom.http_api import zoom_meeting_events
 from ratio_zoom.http_api.auth import bearer_guard
 from ratio_zoom.http_api.body_limit import BodyLimit
 from ratio_zoom.connections.services import Services
@@ -76,8 +79,9 @@ def _body_limit_for(path: str) -> int | None:
 
 
 def create_app(services: Services, connections: ConnectionService, *, temporal_ready=None,  # type: ignore[no-untyped-def]
-               bot_signaller=None) -> FastAPI:
-    """`bot_signaller(appointment_id, event)` relays a verified bot status to the appointment's workflow."""
+               bot_signaller=None, meeting_signaller: zoom_meeting_events.MeetingSignaller | None = None) -> FastAPI:
+    """`bot_signaller(appointment_id, event)` relays a verified bot status to the appointment's workflow;
+    `meeting_signaller(appointment_id, change)` relays Zoom's meeting.updated / meeting.deleted the same way."""
     settings = services.settings
     app = FastAPI(title="ratio-zoom", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Zoom connection lifecycle and webhooks for Ratio workspaces.")
@@ -175,6 +179,10 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
                 return JSONResponse({"detail": "temporarily unable to purge; redeliver"}, status_code=503)
             await _remember_delivery(services, f"zoom:{delivery}")
             return JSONResponse({"status": "deauthorized", "workspaces": len(workspaces)})
+        if name in MEETING_EVENTS and isinstance(payload, dict):
+            status, answer = await zoom_meeting_events.route(services.db, meeting_signaller, name, payload,
+                                                             hashlib.sha256(body).hexdigest())
+            return JSONResponse(answer, status_code=status)
         return JSONResponse({"status": "ignored", "event": str(name)[:64]})
 
     @app.post("/v1/webhooks/recording-bot")
@@ -298,6 +306,24 @@ def server_config(app: FastAPI, settings, **overrides: object):  # type: ignore[
     return uvicorn.Config(app, **options)  # type: ignore[arg-type]
 
 
+def temporal_meeting_signaller(client: Client) -> zoom_meeting_events.MeetingSignaller:
+    """Signals `zoom_meeting_changed` to `appointment-{id}`; a closed workflow is WorkflowGone, not an error."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from ratio_zoom.contract.appointment import workflow_id_for
+    from ratio_zoom.contract.zoom_events import ZOOM_MEETING_CHANGED_SIGNAL, ZoomMeetingChanged
+
+    async def signal(appointment_id: str, change: ZoomMeetingChanged) -> None:
+        try:
+            await client.get_workflow_handle(workflow_id_for(appointment_id)).signal(ZOOM_MEETING_CHANGED_SIGNAL, change)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise zoom_meeting_events.WorkflowGone(appointment_id) from None
+            raise
+
+    return signal
+
+
 async def run_api(settings) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
@@ -316,14 +342,15 @@ async def run_api(settings) -> None:  # type: ignore[no-untyped-def]
             return False
 
     connections = ConnectionService(services.db, services.vault, services.oauth, services.zoom,
-                                    notify=temporal_notifier(client))
+                                    notify=temporal_notifier(client), outbox=services.outbox)
 
     async def bot_signaller(appointment_id: str, event) -> None:  # type: ignore[no-untyped-def]
         from ratio_zoom.contract.appointment import workflow_id_for
 
         await client.get_workflow_handle(workflow_id_for(appointment_id)).signal("bot_status", event)
 
-    app = create_app(services, connections, temporal_ready=temporal_ready, bot_signaller=bot_signaller)
+    app = create_app(services, connections, temporal_ready=temporal_ready, bot_signaller=bot_signaller,
+                     meeting_signaller=temporal_meeting_signaller(client))
     host, port = settings.api_host_port
     server = uvicorn.Server(server_config(app, settings))
     print(f"ratio-zoom API on http://{host}:{port} (OpenAPI at /openapi.json)", flush=True)

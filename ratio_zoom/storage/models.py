@@ -79,7 +79,8 @@ class AppointmentConference(Base):
     # scheduled | cancelled | completed: lets a new run (signal-with-start after completion) refuse
     # to resurrect a cancelled appointment's meeting.
     appointment_status: Mapped[str] = mapped_column(String(16), nullable=False, default="scheduled")
-    zoom_meeting_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Indexed: Zoom's meeting events are routed to their appointment by meeting ID (migration 0003).
+    zoom_meeting_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     join_url: Mapped[str | None] = mapped_column(Text)
     # Hash of the Zoom account that owns the meeting: after a reconnect with another account it cannot be
     # touched any more and the next change creates a new meeting.
@@ -181,6 +182,33 @@ class EmailOutbox(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class CoreAppEventRow(Base):
+    """The durable outbox of events for the core app (ratio_zoom/events/): written in the transaction that
+    decided the event, delivered in `sequence` order per stream, kept after delivery for the record."""
+
+    __tablename__ = "core_app_events"
+    __table_args__ = (
+        UniqueConstraint("stream", "sequence", name="uq_core_app_events_stream_sequence"),
+        Index("ix_core_app_events_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(200), nullable=False)
+    sequence: Mapped[int] = mapped_column(Integer, nullable=False)
+    type: Mapped[str] = mapped_column(String(64), nullable=False)
+    workspace_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    appointment_id: Mapped[str | None] = mapped_column(String(128))
+    # The exact JSON body POSTed (signed as is); conference.ready/updated carry the join URL, nothing secret.
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    # pending | delivered | expired (the retry ceiling passed; `last_error` says why)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 __all__ = [
     "Base",
     "ZoomConnection",
@@ -191,4 +219,5 @@ __all__ = [
     "WebhookDelivery",
     "BotDispatch",
     "EmailOutbox",
+    "CoreAppEventRow",
 ]

@@ -35,6 +35,7 @@ from starlette.types import Receive, Scope, Send
 
 from ratio_zoom.emulators.zoom_server import spec
 from ratio_zoom.emulators.zoom_server.state import Code, Grant, Meeting, User, World, iso, next_utc_midnight
+from ratio_zoom.emulators.zoom_server.events import MeetingEventSender, meeting_deleted, meeting_updated, post_signed, snapshot
 
 LIGHT = "Light"
 MEDIUM = "Medium"
@@ -47,6 +48,9 @@ class EmulatorConfig:
     client_secret: str = "dev-client-secret"
     webhook_secret_token: str = "dev-webhook-secret"
     webhook_url: str | None = None
+    # Send meeting.updated / meeting.deleted to webhook_url when a meeting changes (Zoom does so for apps
+    # subscribed to the Meetings events, whether the host or an app made the change).
+    meeting_events: bool = True
     light_per_second: int = 30
     medium_per_second: int = 20
     daily_create_update_limit: int = 100
@@ -83,7 +87,11 @@ class Emulator:
     limits: Limits = field(init=False)
     rng: random.Random = field(init=False)
 
+    events: MeetingEventSender = field(init=False)
+
     def __post_init__(self) -> None:
+        self.events = MeetingEventSender(self.config.webhook_url if self.config.meeting_events else None,
+                                         self.config.webhook_secret_token)
         self.limits = Limits(self.config.light_per_second, self.config.medium_per_second,
                              self.config.daily_create_update_limit)
         self.rng = random.Random(self.config.seed)
@@ -324,6 +332,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
             return JSONResponse({"code": 300, "message": "Validation Failed.", "errors": problems}, status_code=400)
         if m.started:
             return zoom_error(400, 3000, "Cannot update or delete a meeting that has started.")
+        before = snapshot(m)
         for key in ("topic", "agenda", "duration", "timezone"):
             if key in body:
                 setattr(m, key, body[key])
@@ -331,6 +340,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
             m.start_time = _utc(body["start_time"]) or m.start_time
         if "settings" in body:
             m.settings.update(body["settings"])
+        emu.events.send(meeting_updated(m, before, user, user.account_id, int(emu.world.clock.now() * 1000)))
         return Response(status_code=204)
 
     async def delete_meeting(request: Request, grant: Grant, user: User) -> Response:
@@ -342,6 +352,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         if m.started:
             return zoom_error(400, 3000, "Cannot update or delete a meeting that has started.")
         m.deleted_at = iso(emu.world.clock.utcnow())
+        emu.events.send(meeting_deleted(m, user, user.account_id, int(emu.world.clock.now() * 1000)))
         return Response(status_code=204)
 
     async def list_meetings(request: Request, grant: Grant, user: User) -> Response:
@@ -473,6 +484,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
             return JSONResponse([{"user_id": g.user_id, "alive": g.alive, "scopes": g.scopes,
                                   "access_fingerprint": hashlib.sha256(g.access_token.encode()).hexdigest()[:12]}
                                  for g in world.grants])
+        if action == "webhook-deliveries":
+            return JSONResponse(emu.events.delivered)
         if action == "counters":
             refreshes = sum(g.refreshes for g in world.grants)
             return JSONResponse({**world.counters, "token_refreshes": refreshes})
@@ -481,6 +494,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
             emu.faults.clear()
             emu.windows.clear()
             emu.daily.clear()
+            emu.events.delivered.clear()
             emu.limits = Limits(config.light_per_second, config.medium_per_second, config.daily_create_update_limit)
             return JSONResponse({"status": "reset"})
         if action == "clock":
@@ -511,6 +525,11 @@ def create_app(config: EmulatorConfig) -> Starlette:
             m = world.meetings.get(int(body["id"]))
             if m is None:
                 return JSONResponse({"error": "unknown meeting"}, status_code=404)
+            host = world.users.get(m.host_id)
+            account_id = host.account_id if host else m.host_id
+            now_ms = int(world.clock.now() * 1000)
+            before = snapshot(m)
+            was_deleted = m.deleted_at is not None
             if body.get("delete"):
                 m.deleted_at = iso(world.clock.utcnow())
             for key in ("topic", "start_time", "duration", "started"):
@@ -518,6 +537,11 @@ def create_app(config: EmulatorConfig) -> Starlette:
                     setattr(m, key, body[key])
             if body.get("regenerate_join_url"):
                 m.join_url = f"https://zoom.example/j/{m.id}?pwd={secrets.token_urlsafe(12)}"
+            if body.get("notify", True):  # "notify": false edits silently, as if the webhook were lost
+                if m.deleted_at is not None and not was_deleted:
+                    emu.events.send(meeting_deleted(m, host, account_id, now_ms))
+                elif m.deleted_at is None:
+                    emu.events.send(meeting_updated(m, before, host, account_id, now_ms))
             return JSONResponse({"status": "edited"})
         if action == "webhooks":
             return await send_webhook(body)
@@ -542,13 +566,10 @@ def create_app(config: EmulatorConfig) -> Starlette:
         else:
             payload = {"account_id": "acct-1", "operator": "host@example.com",
                        "object": {"id": body.get("meeting_id"), "uuid": "x", "host_id": emu.world.next_user, "topic": "", "type": 2}}
-        raw = json.dumps({"event": event, "event_ts": now_ms, "payload": payload}).encode()
         timestamp = str(int(body.get("timestamp") or time.time()))
         secret = body.get("secret") or config.webhook_secret_token
-        signature = "v0=" + hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + raw, hashlib.sha256).hexdigest()
-        async with httpx.AsyncClient(timeout=10) as http:
-            response = await http.post(url, content=raw, headers={
-                "content-type": "application/json", "x-zm-request-timestamp": timestamp, "x-zm-signature": signature})
+        response = await post_signed(url, secret, {"event": event, "event_ts": now_ms, "payload": payload},
+                                     timestamp=timestamp)
         return JSONResponse({"status": response.status_code, "body": response.text[:500]})
 
     routes = [
