@@ -176,7 +176,9 @@ def run_dev(settings: Settings, *, emulate: bool, ui_port: int = 8233, temporal_
         "CODEC_CORS_ORIGINS": f"http://localhost:{ui_port},http://127.0.0.1:{ui_port}",
         # The dev UI decodes through the codec but cannot send a static token: opened on this loopback bind only.
         "CODEC_ALLOW_UNAUTHENTICATED": "true",
-        "RETURN_URL_ORIGINS": env.get("RETURN_URL_ORIGINS") or "http://localhost,http://127.0.0.1",
+        # The README demo returns the browser to the API itself (a stand-in for Ratio's settings page).
+        "RETURN_URL_ORIGINS": env.get("RETURN_URL_ORIGINS") or (
+            f"http://localhost,http://127.0.0.1,http://localhost:{api_port},http://127.0.0.1:{api_port}"),
     })
     if emulate:
         emulator = f"http://127.0.0.1:{emulator_port}"
