@@ -47,9 +47,10 @@ from tests.conftest import make_settings
 from tests.integration.worker_process import WorkerProcess, worker_env
 
 # For the log scan (kept in one block: other scenarios are added to this file concurrently).
+from urllib.parse import parse_qs, urlsplit
+
 from sqlalchemy import select
 
-from activities.bots import obf_secret
 from ratio_zoom.connections.repository import read_secrets
 from ratio_zoom.storage.models import ZoomConnection
 
@@ -517,7 +518,9 @@ class ChaosStack:
                 secrets = read_secrets(self.services.vault, row)
                 known += [("access/refresh token", t) for t in (secrets.access_token, secrets.refresh_token) if t]
         for bot in await self.bots():
-            known.append(("bot secret", obf_secret(self.services.vault, bot["metadata"].get("dispatch_key", ""))))
+            # The per-bot secret is carried by the OBF-token URL the provider holds (derived, never stored here).
+            url = (bot.get("zoom") or {}).get("obf_token_url") or ""
+            known += [("bot secret", v) for v in parse_qs(urlsplit(url).query).get("secret", [])]
         for meeting in await self.zoom.meetings():
             known.append(("join URL", meeting["join_url"]))
             known += [("passcode in a join URL", v) for v in re.findall(r"pwd=([^&]+)", meeting["join_url"])]
