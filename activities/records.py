@@ -9,15 +9,24 @@ from temporalio import activity
 
 from activities import schemas as act
 from ratio_zoom.connections.repository import utcnow
+from ratio_zoom.events.conference import snapshot
+from ratio_zoom.events.outbox import Outbox, record_conference_change
 from ratio_zoom.storage import audit
 from ratio_zoom.storage.db import Database
 from ratio_zoom.storage.models import AppointmentConference, ConsentRecord
 
 
+def activity_key() -> str:
+    """The same on every retry of one activity execution, different for every other: an event's identity."""
+    info = activity.info()
+    return f"{info.workflow_id}:{info.workflow_run_id}:{info.activity_id}"
+
+
 class RecordActivities:
-    def __init__(self, db: Database, policy: act.Policy) -> None:
+    def __init__(self, db: Database, policy: act.Policy, outbox: Outbox | None = None) -> None:
         self._db = db
         self._policy = policy
+        self._outbox = outbox or Outbox(enabled=False)
 
     @activity.defn(name=act.LOAD_CONFERENCE)
     async def load_conference(self, args: act.LoadConferenceArgs) -> act.LoadConferenceResult:
@@ -41,9 +50,12 @@ class RecordActivities:
                 ))
                 return
             if row.status != args.status or row.appointment_status != args.appointment_status:
+                before = snapshot(row)
                 row.status = args.status
                 row.appointment_status = args.appointment_status
                 row.updated_at = now
+                await record_conference_change(self._outbox, session, row=row, before=before,
+                                               event_key=activity_key(), reason=getattr(args, "reason", None))
 
     @activity.defn(name=act.WRITE_AUDIT_EVENTS)
     async def write_audit_events(self, notes: list[act.AuditNote]) -> int:

@@ -51,7 +51,7 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
                  max_concurrent_activities: int = 100) -> Worker:
     settings = services.settings
     meetings = MeetingActivities(services.db, services.broker, services.zoom)
-    records = RecordActivities(services.db, policy_from(settings))
+    records = RecordActivities(services.db, policy_from(settings), services.outbox)
     activities = [
         meetings.create_meeting, meetings.update_meeting, meetings.delete_meeting, meetings.check_meeting,
         records.load_conference, records.save_conference_status, records.write_audit_events, records.record_consent,

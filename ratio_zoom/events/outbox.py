@@ -20,9 +20,11 @@ from ratio_zoom.contract.events import (
     ConnectionEventType,
     CoreAppEvent,
     EventType,
+    appointment_stream,
     workspace_stream,
 )
-from ratio_zoom.storage.models import CoreAppEventRow
+from ratio_zoom.events.conference import ConferenceSnapshot, event_type, snapshot
+from ratio_zoom.storage.models import AppointmentConference, CoreAppEventRow
 
 
 async def enqueue(session: AsyncSession, *, event_id: str, type: EventType, stream: str, workspace_id: str,
@@ -74,3 +76,23 @@ CONNECTION_STATUS: dict[str, Literal["connected", "needs_reconnect", "disconnect
     "connection.disconnected": "disconnected",
     "connection.deauthorized": "disconnected",
 }
+
+
+async def record_conference_change(outbox: Outbox, session: AsyncSession, *, row: AppointmentConference,
+                                   before: ConferenceSnapshot | None, event_key: str, reason: str | None = None,
+                                   now: datetime | None = None) -> bool:
+    """After `row` changed in this transaction: the conference event it means, if any, on the appointment's
+    stream. `event_key` must be the same on every retry of the step that made the change (an activity's
+    workflow run + activity ID), so a retried step writes no second event."""
+    if not outbox.enabled:
+        return False
+    after = snapshot(row)
+    assert after is not None
+    kind = event_type(before, after)
+    if kind is None:
+        return False
+    link = after.join_url if kind in ("conference.ready", "conference.updated") else None
+    data = ConferenceEventData(appointment_id=row.appointment_id, status=after.status, meeting_id=after.meeting_id,
+                               join_url=link, reason=reason)
+    return await enqueue(session, event_id=f"evt:{event_key}", type=kind, stream=appointment_stream(row.appointment_id),
+                         workspace_id=row.workspace_id, appointment_id=row.appointment_id, data=data, now=now)
