@@ -64,7 +64,8 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
 async def run_worker(settings: Settings) -> None:
     runtime = runtime_with_metrics(settings.metrics_bind) if settings.metrics_bind else None
     metrics = Metrics(runtime.metric_meter if runtime is not None else None)
-    services = Services.create(settings, observer=metrics.zoom_call, on_refresh=metrics.refresh)
+    services = Services.create(settings, observer=metrics.zoom_call, on_refresh=metrics.refresh,
+                               limiter_metrics=metrics)
     client = await connect_client(settings, runtime)
     if settings.metrics_bind:
         print(f"ratio-zoom worker metrics on http://{settings.metrics_bind}/metrics", flush=True)

@@ -25,7 +25,7 @@ def _connection(workspace_id: str) -> ZoomConnection:
 
 
 async def test_migrations_reach_head(database_url: str) -> None:
-    assert current_revision(database_url) == "0001"
+    assert current_revision(database_url) == "0002"
 
 
 async def test_tokens_are_stored_encrypted_and_bound_to_their_row(database_url: str) -> None:

@@ -1,6 +1,8 @@
 """The token broker: the one way activities get a Zoom access token and make a Zoom call.
 
-- Refreshes ahead of expiry (5 minutes by default). Zoom rotates refresh tokens, so two processes
+- Refreshes ahead of expiry, by a margin read from the token's own lifetime: the smaller of 5 minutes and
+  half of what `expires_in` granted. A fixed 5-minute margin would make a short-lived token (a 15 s grant)
+  stale from the instant it is issued, so every lease would refresh three times and give up. Zoom rotates refresh tokens, so two processes
   refreshing at once would kill each other's grant: refreshes of one workspace are serialised across
   processes and machines by a row lock (PostgreSQL `SELECT ... FOR UPDATE`; SQLite `BEGIN IMMEDIATE`),
   the row is re-read inside the lock, and the new pair is committed before anyone uses it. Inside one
@@ -122,15 +124,23 @@ class TokenBroker:
         """A lease, or the generation that needs refreshing. Raises when the connection is unusable."""
         _raise_if_unusable(row)
         assert row is not None
-        expires_at = as_utc(row.access_token_expires_at)
-        if (stale_generation is not None and row.token_generation == stale_generation) or (
-            expires_at is None or expires_at - self._clock() <= self._margin
-        ):
+        if (stale_generation is not None and row.token_generation == stale_generation) or not self._fresh(row):
             return row.token_generation
         secrets = read_secrets(self._vault, row)
         assert secrets.access_token is not None and secrets.zoom_user_id is not None
         return Lease(workspace_id=row.workspace_id, token=secrets.access_token, generation=row.token_generation,
                      owner_hashes=tuple(self._vault.lookup_hashes(secrets.zoom_user_id, USER_HASH_PURPOSE)))
+
+    def margin_for(self, row: ZoomConnection) -> timedelta:
+        """How long before expiry a token counts as stale: the configured margin, capped at half its life."""
+        issued, expires = as_utc(row.access_token_issued_at), as_utc(row.access_token_expires_at)
+        if issued is None or expires is None:
+            return self._margin  # stored before its issue time was kept (Zoom's tokens live an hour)
+        return min(self._margin, max(expires - issued, timedelta(0)) / 2)
+
+    def _fresh(self, row: ZoomConnection) -> bool:
+        expires_at = as_utc(row.access_token_expires_at)
+        return expires_at is not None and expires_at - self._clock() > self.margin_for(row)
 
     async def refresh(self, workspace_id: str, *, seen_generation: int) -> None:
         """Refresh unless someone else already did since `seen_generation`."""
@@ -143,9 +153,7 @@ class TokenBroker:
                 _raise_if_unusable(row)
                 assert row is not None
                 generation = row.token_generation
-                expires_at = as_utc(row.access_token_expires_at)
-                fresh = expires_at is not None and expires_at - self._clock() > self._margin
-                if row.token_generation != seen_generation and fresh:
+                if row.token_generation != seen_generation and self._fresh(row):
                     return  # another process refreshed while we waited for the lock
                 secrets = read_secrets(self._vault, row)
                 assert secrets.refresh_token is not None

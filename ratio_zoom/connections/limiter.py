@@ -1,0 +1,271 @@
+"""Pacing Zoom calls per Zoom account, shared by every worker process through the service's database.
+
+Zoom limits each *account* per second and per API category (Light, Medium, Heavy; the values depend on the
+plan), shared by all apps of the account, and each *user* to 100 meeting create/update requests per UTC
+day. Without pacing, every worker fires as fast as Temporal schedules activities and learns the limit from
+429s; more workers make it worse. So every Zoom call made through `ZoomClient.paced(key)` first books a
+slot here:
+
+- **Per second**: one row per (account key, category) in `zoom_rate_buckets` holds the next free send slot
+  (a token bucket of depth one, i.e. GCRA). A call books `max(now, next_slot, blocked_until)` and moves the
+  slot on by `1/rate`, in one short transaction (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite serialises
+  writers with `BEGIN IMMEDIATE`). Calls leave evenly spaced whichever process sends them, so Zoom's
+  one-second windows never see more than the rate. The rate is the plan's documented limit times a
+  headroom (other apps of the account share the budget; clocks and networks jitter).
+- **Adaptive**: a 429 from Zoom blocks the bucket until its Retry-After (everyone sharing the account waits,
+  not only the caller that got it), and halves the bucket's rate; the rate then grows back linearly over
+  about ten seconds (AIMD). A caller that had already booked a slot re-books when it wakes up inside a block.
+- **Waiting heartbeats**: a call sleeps for its slot inside the activity, which heartbeats all along
+  (activities/heartbeat.py), so waiting never burns an attempt. A wait longer than `max_wait_seconds`
+  raises `PacedOut` instead (nothing booked, nothing sent): the activity fails with Zoom's usual
+  `next_retry_delay`, and Temporal retries it when the slot is near.
+- **Daily budget**: creates and updates are counted per (user key, UTC day) in `zoom_daily_usage` before
+  they are sent. At the budget the call is not sent: `PacedOut(limit_type="daily")`, which the workflow
+  treats like Zoom's daily 429 (it parks until 00:00 UTC). A daily 429 from Zoom (other apps of the same
+  user spend the same quota) marks the day spent for every process.
+
+Keys: the limiter is keyed by the keyed hash of the connected Zoom user (`Lease.owner_hash`). A connection
+is one Zoom user; we are not told which users share a Zoom account, so two connected users of one account
+each get the account's rate (lower `ZOOM_RATE_HEADROOM` for such tenants). Metric labels carry at most the
+first 12 hex digits of that keyed hash, never an identifier in clear.
+
+Why not `pyrate-limiter`'s PostgresBucket (4.5, read before writing this): it is synchronous (it would block
+the worker's event loop), creates its tables at run time outside our migrations, stores one row per request
+(a sliding log), fails fast under contention (`LOCK TABLE ... NOWAIT` returns "no" instead of a wait time),
+has no Retry-After or adaptive rate, and its SQLite bucket is a different implementation. One small table
+and one transaction per call do what we need on both databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ratio_zoom.storage.db import Database
+from ratio_zoom.storage.models import ZoomDailyUsage, ZoomRateBucket
+from ratio_zoom.zoom import rate_limits
+from ratio_zoom.zoom.errors import PacedOut, RateLimited
+from ratio_zoom.zoom.rate_limits import Category
+
+DEFAULT_HEADROOM = 0.95
+DEFAULT_MAX_WAIT_SECONDS = 20.0  # Zoom activities time out after 60 s; leave the call most of it
+RETRY_AFTER_WHEN_ABSENT = 1.0  # Zoom's per-second windows are one second long
+MIN_RATE_FRACTION = 0.1  # multiplicative decrease never goes below a tenth of the plan's rate
+RECOVERY_FRACTION_PER_SECOND = 0.05  # additive increase: back from half to full rate in ~10 s
+
+
+@dataclass(frozen=True)
+class LimiterConfig:
+    """Per-second limits per account and category (the plan's documented values), and the daily budget."""
+
+    per_second: dict[Category, float] = field(default_factory=lambda: {
+        c: float(r) for c, r in rate_limits.plan_rates(rate_limits.DEFAULT_PLAN).items()})
+    headroom: float = DEFAULT_HEADROOM
+    daily_budget: int = rate_limits.DAILY_CREATE_UPDATE_LIMIT
+    max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS
+
+    def ceiling(self, category: Category) -> float:
+        return max(self.per_second[category] * self.headroom, 0.1)
+
+    @classmethod
+    def for_plan(cls, plan: str, *, overrides: dict[Category, float] | None = None, headroom: float = DEFAULT_HEADROOM,
+                 daily_budget: int = rate_limits.DAILY_CREATE_UPDATE_LIMIT) -> LimiterConfig:
+        rates: dict[Category, float] = {c: float(r) for c, r in rate_limits.plan_rates(plan).items()}
+        rates.update(overrides or {})
+        return cls(per_second=rates, headroom=headroom, daily_budget=daily_budget)
+
+
+class LimiterMetrics(Protocol):
+    """What the limiter reports (ratio_zoom/core/metrics.py implements it). `account` is a hash prefix."""
+
+    def limiter_waited(self, category: str, seconds: float) -> None: ...
+
+    def limiter_paced_out(self, category: str, limit_type: str) -> None: ...
+
+    def zoom_rate_limited(self, category: str, limit_type: str) -> None: ...
+
+    def limiter_rate(self, account: str, category: str, rate: float) -> None: ...
+
+
+@dataclass
+class LimiterStats:
+    """Counters for tests and the benchmark (metrics go to `LimiterMetrics`)."""
+
+    acquired: int = 0
+    waited: int = 0
+    waited_seconds: float = 0.0
+    paced_out: int = 0
+    zoom_429s: int = 0
+
+
+class ZoomLimiter:
+    """The `Pacer` (zoom/client.py) every worker process shares through the database."""
+
+    def __init__(
+        self,
+        db: Database,
+        config: LimiterConfig | None = None,
+        *,
+        metrics: LimiterMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._db = db
+        self._config = config or LimiterConfig()
+        self._metrics = metrics
+        self._clock = clock
+        self._sleep = sleep
+        self.stats = LimiterStats()
+
+    # -- the Pacer protocol ---------------------------------------------------------------------------
+
+    async def acquire(self, key: str, endpoint: str) -> None:
+        category = rate_limits.category(endpoint)
+        waited = 0.0
+        while True:
+            wait = await self._book(key, category, endpoint)
+            if wait <= 0:
+                break
+            waited += wait
+            await self._sleep(wait)
+            # A 429 that reached someone else while we slept blocks the account for everyone: look again.
+            blocked_until = await self._blocked_until(key, category)
+            if blocked_until <= self._clock():
+                break
+        if endpoint in rate_limits.DAILY_LIMITED:
+            await self._spend_daily(key, endpoint, category)
+        self.stats.acquired += 1
+        if waited > 0:
+            self.stats.waited += 1
+            self.stats.waited_seconds += waited
+            if self._metrics is not None:
+                self._metrics.limiter_waited(category, waited)
+
+    async def rate_limited(self, key: str, endpoint: str, answer: RateLimited) -> None:
+        category = rate_limits.category(endpoint)
+        self.stats.zoom_429s += 1
+        if self._metrics is not None:
+            self._metrics.zoom_rate_limited(category, answer.limit_type)
+        if answer.limit_type == "daily":
+            await self._mark_day_spent(key)
+            return
+        now = self._clock()
+        retry_after = answer.retry_after if answer.retry_after is not None else RETRY_AFTER_WHEN_ABSENT
+        ceiling = self._config.ceiling(category)
+        async with self._db.transaction() as session:
+            row = await self._locked_bucket(session, key, category, now)
+            row.blocked_until = max(row.blocked_until, now + retry_after)
+            row.rate = max(ceiling * MIN_RATE_FRACTION, self._current_rate(row, ceiling, now) / 2)
+            row.rate_updated_at = now
+            row.next_slot_at = max(row.next_slot_at, row.blocked_until)
+            rate = row.rate
+        if self._metrics is not None:
+            self._metrics.limiter_rate(key[:12], category, rate)
+
+    # -- per second -----------------------------------------------------------------------------------
+
+    async def _book(self, key: str, category: Category, endpoint: str) -> float:
+        """Book the next slot and return how long to wait for it; PacedOut if that is too long."""
+        now = self._clock()
+        ceiling = self._config.ceiling(category)
+        async with self._db.transaction() as session:
+            row = await self._locked_bucket(session, key, category, now)
+            rate = self._current_rate(row, ceiling, now)
+            if rate != row.rate:
+                row.rate, row.rate_updated_at = rate, now
+            slot = max(now, row.next_slot_at, row.blocked_until)
+            wait = slot - now
+            if wait > self._config.max_wait_seconds:
+                booked = False  # nothing booked: the retry books when it comes back
+            else:
+                row.next_slot_at = slot + 1.0 / rate
+                booked = True
+        if self._metrics is not None:
+            self._metrics.limiter_rate(key[:12], category, rate)
+        if not booked:
+            self.stats.paced_out += 1
+            if self._metrics is not None:
+                self._metrics.limiter_paced_out(category, "per_second")
+            raise PacedOut(endpoint, retry_after=wait, limit_type="per_second", category=category)
+        return wait
+
+    @staticmethod
+    def _current_rate(row: ZoomRateBucket, ceiling: float, now: float) -> float:
+        """Additive increase, computed when read: the rate climbs back towards the ceiling with time."""
+        grown = row.rate + ceiling * RECOVERY_FRACTION_PER_SECOND * max(0.0, now - row.rate_updated_at)
+        return min(ceiling, grown)
+
+    async def _locked_bucket(self, session: AsyncSession, key: str, category: Category, now: float) -> ZoomRateBucket:
+        query = (select(ZoomRateBucket).where(ZoomRateBucket.account_key == key, ZoomRateBucket.category == category)
+                 .with_for_update())
+        row = (await session.execute(query)).scalar_one_or_none()
+        if row is None:
+            # Two processes may create the first row at once: insert-or-ignore, then lock whichever won.
+            values = {"account_key": key, "category": category, "next_slot_at": now,
+                      "rate": self._config.ceiling(category), "rate_updated_at": now, "blocked_until": 0.0}
+            insert = sqlite_insert if self._db.is_sqlite else pg_insert
+            await session.execute(insert(ZoomRateBucket).values(**values).on_conflict_do_nothing())
+            row = (await session.execute(query)).scalar_one()
+        return row
+
+    async def _blocked_until(self, key: str, category: Category) -> float:
+        async with self._db.sessions() as session:
+            value = (await session.execute(select(ZoomRateBucket.blocked_until).where(
+                ZoomRateBucket.account_key == key, ZoomRateBucket.category == category))).scalar_one_or_none()
+        return float(value or 0.0)
+
+    # -- per user and day -----------------------------------------------------------------------------
+
+    def _today(self) -> tuple[str, float]:
+        """The UTC day (as Zoom counts it) and the seconds until it ends."""
+        now = datetime.fromtimestamp(self._clock(), timezone.utc)
+        midnight = datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + timedelta(days=1)
+        return now.strftime("%Y-%m-%d"), (midnight - now).total_seconds()
+
+    async def _spend_daily(self, key: str, endpoint: str, category: Category) -> None:
+        day, until_midnight = self._today()
+        budget = self._config.daily_budget
+        async with self._db.transaction() as session:
+            row = await self._locked_day(session, key, day)
+            spent = row.used >= budget
+            if not spent:
+                row.used += 1
+        if spent:
+            self.stats.paced_out += 1
+            if self._metrics is not None:
+                self._metrics.limiter_paced_out(category, "daily")
+            raise PacedOut(endpoint, retry_after=until_midnight, limit_type="daily", category=category)
+
+    async def _mark_day_spent(self, key: str) -> None:
+        day, _ = self._today()
+        async with self._db.transaction() as session:
+            row = await self._locked_day(session, key, day)
+            row.used = max(row.used, self._config.daily_budget)
+
+    async def _locked_day(self, session: AsyncSession, key: str, day: str) -> ZoomDailyUsage:
+        query = select(ZoomDailyUsage).where(ZoomDailyUsage.user_key == key, ZoomDailyUsage.day == day).with_for_update()
+        row = (await session.execute(query)).scalar_one_or_none()
+        if row is None:
+            # The first count of a new day: earlier days of this user are history, drop them.
+            await session.execute(delete(ZoomDailyUsage).where(ZoomDailyUsage.user_key == key, ZoomDailyUsage.day < day))
+            insert = sqlite_insert if self._db.is_sqlite else pg_insert
+            await session.execute(insert(ZoomDailyUsage).values(user_key=key, day=day, used=0).on_conflict_do_nothing())
+            row = (await session.execute(query)).scalar_one()
+        return row
+
+    async def daily_used(self, key: str) -> int:
+        """Create/update requests counted today for `key` (for operators and tests)."""
+        day, _ = self._today()
+        async with self._db.sessions() as session:
+            value = (await session.execute(select(ZoomDailyUsage.used).where(
+                ZoomDailyUsage.user_key == key, ZoomDailyUsage.day == day))).scalar_one_or_none()
+        return int(value or 0)
