@@ -130,9 +130,11 @@ class ZoomLimiter:
 
     async def acquire(self, key: str, endpoint: str) -> None:
         category = rate_limits.category(endpoint)
+        count_daily = endpoint in rate_limits.DAILY_LIMITED
         waited = 0.0
         while True:
-            wait = await self._book(key, category, endpoint)
+            wait = await self._book(key, category, endpoint, count_daily=count_daily)
+            count_daily = False  # counted once, with the first booking
             if wait <= 0:
                 break
             waited += wait
@@ -141,8 +143,6 @@ class ZoomLimiter:
             blocked_until = await self._blocked_until(key, category)
             if blocked_until <= self._clock():
                 break
-        if endpoint in rate_limits.DAILY_LIMITED:
-            await self._spend_daily(key, endpoint, category)
         self.stats.acquired += 1
         if waited > 0:
             self.stats.waited += 1
@@ -173,11 +173,22 @@ class ZoomLimiter:
 
     # -- per second -----------------------------------------------------------------------------------
 
-    async def _book(self, key: str, category: Category, endpoint: str) -> float:
-        """Book the next slot and return how long to wait for it; PacedOut if that is too long."""
+    async def _book(self, key: str, category: Category, endpoint: str, *, count_daily: bool) -> float:
+        """Book the next slot (and count a create/update against the user's day, in the same transaction)
+        and return how long to wait for it; PacedOut when the wait is too long or the day is spent."""
         now = self._clock()
         ceiling = self._config.ceiling(category)
         async with self._db.transaction() as session:
+            if count_daily:
+                # Counted when booked, not when sent: a worker killed while waiting over-counts by one,
+                # which only ever parks a little early.
+                day, until_midnight = self._today()
+                usage = await self._locked_day(session, key, day)
+                if usage.used >= self._config.daily_budget:
+                    self.stats.paced_out += 1
+                    if self._metrics is not None:
+                        self._metrics.limiter_paced_out(category, "daily")
+                    raise PacedOut(endpoint, retry_after=until_midnight, limit_type="daily", category=category)
             row = await self._locked_bucket(session, key, category, now)
             rate = self._current_rate(row, ceiling, now)
             if rate != row.rate:
@@ -185,10 +196,12 @@ class ZoomLimiter:
             slot = max(now, row.next_slot_at, row.blocked_until)
             wait = slot - now
             if wait > self._config.max_wait_seconds:
-                booked = False  # nothing booked: the retry books when it comes back
+                booked = False  # nothing booked (nor counted): the retry books when it comes back
             else:
                 row.next_slot_at = slot + 1.0 / rate
                 booked = True
+                if count_daily:
+                    usage.used += 1
         if self._metrics is not None:
             self._metrics.limiter_rate(key[:12], category, rate)
         if not booked:
@@ -230,20 +243,6 @@ class ZoomLimiter:
         now = datetime.fromtimestamp(self._clock(), timezone.utc)
         midnight = datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + timedelta(days=1)
         return now.strftime("%Y-%m-%d"), (midnight - now).total_seconds()
-
-    async def _spend_daily(self, key: str, endpoint: str, category: Category) -> None:
-        day, until_midnight = self._today()
-        budget = self._config.daily_budget
-        async with self._db.transaction() as session:
-            row = await self._locked_day(session, key, day)
-            spent = row.used >= budget
-            if not spent:
-                row.used += 1
-        if spent:
-            self.stats.paced_out += 1
-            if self._metrics is not None:
-                self._metrics.limiter_paced_out(category, "daily")
-            raise PacedOut(endpoint, retry_after=until_midnight, limit_type="daily", category=category)
 
     async def _mark_day_spent(self, key: str) -> None:
         day, _ = self._today()
