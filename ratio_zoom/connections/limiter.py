@@ -39,6 +39,7 @@ and one transaction per call do what we need on both databases.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from typing import Protocol
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ratio_zoom.storage.db import Database
@@ -55,6 +57,8 @@ from ratio_zoom.storage.models import ZoomDailyUsage, ZoomRateBucket
 from ratio_zoom.zoom import rate_limits
 from ratio_zoom.zoom.errors import PacedOut, RateLimited
 from ratio_zoom.zoom.rate_limits import Category
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_HEADROOM = 0.95
 DEFAULT_MAX_WAIT_SECONDS = 20.0  # Zoom activities time out after 60 s; leave the call most of it
@@ -155,17 +159,28 @@ class ZoomLimiter:
         self.stats.zoom_429s += 1
         if self._metrics is not None:
             self._metrics.zoom_rate_limited(category, answer.limit_type)
-        if answer.limit_type == "daily":
-            await self._mark_day_spent(key)
-            return
+        try:
+            if answer.limit_type == "daily":
+                await self._mark_day_spent(key)
+            else:
+                await self._slow_down(key, category, answer)
+        except SQLAlchemyError:
+            # The caller still honours Zoom's answer (Retry-After through Temporal); only telling the other
+            # processes failed, and their own 429s will tell them. Zoom's answer must reach the caller.
+            logger.warning("could not share a Zoom 429 through the limiter", exc_info=True)
+
+    async def _slow_down(self, key: str, category: Category, answer: RateLimited) -> None:
         now = self._clock()
         retry_after = answer.retry_after if answer.retry_after is not None else RETRY_AFTER_WHEN_ABSENT
         ceiling = self._config.ceiling(category)
         async with self._db.transaction() as session:
             row = await self._locked_bucket(session, key, category, now)
+            if row.blocked_until <= now:
+                # One decrease per block: the calls already in flight when Zoom started refusing all come
+                # back 429 together, and halving once per answer would floor the rate for one burst.
+                row.rate = max(ceiling * MIN_RATE_FRACTION, self._current_rate(row, ceiling, now) / 2)
+                row.rate_updated_at = now
             row.blocked_until = max(row.blocked_until, now + retry_after)
-            row.rate = max(ceiling * MIN_RATE_FRACTION, self._current_rate(row, ceiling, now) / 2)
-            row.rate_updated_at = now
             row.next_slot_at = max(row.next_slot_at, row.blocked_until)
             rate = row.rate
         if self._metrics is not None:
