@@ -39,7 +39,7 @@ from ratio_zoom.storage.db import Database
 from ratio_zoom.storage.models import AppointmentConference
 from ratio_zoom.zoom import errors as z
 from ratio_zoom.zoom.client import ZoomClient
-from ratio_zoom.zoom.models import Meeting, MeetingSettings, MeetingWrite
+from ratio_zoom.zoom.models import Meeting, MeetingPage, MeetingSettings, MeetingWrite
 
 T = TypeVar("T")
 MARKER_PREFIX = "ratio-ref:"
@@ -119,7 +119,7 @@ class MeetingActivities:
         async with self._zoom_failures(ctx.workspace_id):
             found: tuple[Meeting, Lease] | None = None
             if outcome_unknown:
-                found = await self._broker.call(ctx.workspace_id, lambda lease: self._find(lease, spec, marker))
+                found = await self._find(ctx.workspace_id, spec, marker)
             outcome = "adopted" if found else "created"
             if found is None:
                 body = MeetingWrite(
@@ -133,10 +133,10 @@ class MeetingActivities:
                 )
 
                 async def _create(lease: Lease) -> tuple[Meeting, Lease]:
-                    return await self._zoom.paced(lease.owner_hash).create_meeting(lease.token, body), lease
+                    return await self._zoom.create_meeting(lease.token, body), lease
 
                 try:
-                    found = await self._broker.call(ctx.workspace_id, _create)
+                    found = await self._broker.call(ctx.workspace_id, _create, pace="create_meeting")
                 except BaseException as exc:
                     if proves_nothing_created(exc):
                         await self._clear_create_intent(ctx, marker)
@@ -190,19 +190,33 @@ class MeetingActivities:
             # all) is what the caller must see, not this write's failure.
             activity.logger.warning("could not clear the create intent of %s", ctx.appointment_id, exc_info=True)
 
-    async def _find(self, lease: Lease, spec: act.MeetingSpec, marker: str) -> tuple[Meeting, Lease] | None:
-        """Look for the meeting an earlier attempt may have created (response lost, worker killed)."""
-        zoom = self._zoom.paced(lease.owner_hash)
-        async for summary in zoom.list_meetings(lease.token, meeting_type="upcoming"):
-            if summary.topic != spec.topic or _utc_z(summary.start_time) != spec.start_time:
-                continue
-            try:
-                meeting = await zoom.get_meeting(lease.token, summary.id)
-            except z.MeetingNotFound:
-                continue
-            if meeting.agenda and meeting.agenda.rstrip().endswith(MARKER_PREFIX + marker):
-                return meeting, lease
-        return None
+    async def _find(self, workspace_id: str, spec: act.MeetingSpec, marker: str) -> tuple[Meeting, Lease] | None:
+        """Look for the meeting an earlier attempt may have created (response lost, worker killed).
+
+        One paced broker call per request: the list is charged to the account's Medium budget like the
+        create, each GET to Light."""
+        page_token: str | None = None
+        while True:
+            async def _page(lease: Lease, token: str | None = page_token) -> MeetingPage:
+                return await self._zoom.list_meetings_page(lease.token, meeting_type="upcoming", next_page_token=token)
+
+            page = await self._broker.call(workspace_id, _page, pace="list_meetings")
+            for summary in page.meetings:
+                if summary.topic != spec.topic or _utc_z(summary.start_time) != spec.start_time:
+                    continue
+
+                async def _get(lease: Lease, meeting_id: int = summary.id) -> tuple[Meeting, Lease] | None:
+                    try:
+                        return await self._zoom.get_meeting(lease.token, meeting_id), lease
+                    except z.MeetingNotFound:
+                        return None
+
+                got = await self._broker.call(workspace_id, _get, pace="get_meeting")
+                if got is not None and got[0].agenda and got[0].agenda.rstrip().endswith(MARKER_PREFIX + marker):
+                    return got
+            if not page.next_page_token:
+                return None
+            page_token = page.next_page_token
 
     async def _record_created(self, ctx: act.OpContext, args: act.CreateMeetingArgs, marker: str,
                               result: act.MeetingResult, owner_hash: str) -> None:
@@ -243,7 +257,7 @@ class MeetingActivities:
             if owner is not None and owner not in lease.owner_hashes:
                 return "owner_changed"  # the meeting belongs to the previously connected Zoom account
             try:
-                await self._zoom.paced(lease.owner_hash).update_meeting(lease.token, args.zoom_meeting_id, body)
+                await self._zoom.update_meeting(lease.token, args.zoom_meeting_id, body)
             except z.MeetingNotFound:
                 return "not_found"
             except z.MeetingInProgress:
@@ -251,7 +265,7 @@ class MeetingActivities:
             return "updated"
 
         async with self._zoom_failures(ctx.workspace_id):
-            outcome = await self._broker.call(ctx.workspace_id, _patch)
+            outcome = await self._broker.call(ctx.workspace_id, _patch, pace="update_meeting")
         event = {"updated": "meeting.updated", "not_found": "meeting.vanished",
                  "in_progress": "meeting.update_refused", "owner_changed": "meeting.account_changed"}[outcome]
         await self._audit(ctx, event, {"zoom_meeting_id": args.zoom_meeting_id, "fields": sorted(args.changes)})
@@ -272,7 +286,7 @@ class MeetingActivities:
             if owner is not None and owner not in lease.owner_hashes:
                 return "owner_changed"
             try:
-                await self._zoom.paced(lease.owner_hash).delete_meeting(lease.token, args.zoom_meeting_id)
+                await self._zoom.delete_meeting(lease.token, args.zoom_meeting_id)
             except z.MeetingNotFound:
                 return "already_gone"  # deleting is idempotent: gone is done
             except z.MeetingInProgress:
@@ -280,7 +294,7 @@ class MeetingActivities:
             return "deleted"
 
         async with self._zoom_failures(ctx.workspace_id):
-            outcome = await self._broker.call(ctx.workspace_id, _delete)
+            outcome = await self._broker.call(ctx.workspace_id, _delete, pace="delete_meeting")
         now = utcnow()
         async with self._db.transaction() as session:
             row = await session.get(AppointmentConference, ctx.appointment_id, with_for_update=True)
@@ -313,14 +327,14 @@ class MeetingActivities:
             if owner is not None and owner not in lease.owner_hashes:
                 return act.CheckMeetingResult(exists=False, owner_changed=True)
             try:
-                meeting = await self._zoom.paced(lease.owner_hash).get_meeting(lease.token, args.zoom_meeting_id)
+                meeting = await self._zoom.get_meeting(lease.token, args.zoom_meeting_id)
             except z.MeetingNotFound:
                 return act.CheckMeetingResult(exists=False)
             return act.CheckMeetingResult(exists=True, actual=_spec_of(meeting, meeting.timezone or "UTC"),
                                           join_url=meeting.join_url)
 
         async with self._zoom_failures(ctx.workspace_id):
-            result = await self._broker.call(ctx.workspace_id, _get)
+            result = await self._broker.call(ctx.workspace_id, _get, pace="get_meeting")
         if result.join_url:
             async with self._db.transaction() as session:
                 row = await session.get(AppointmentConference, ctx.appointment_id, with_for_update=True)

@@ -108,7 +108,8 @@ class Bench:
                                    "ZOOM_CLIENT_SECRET": "bench-secret", "ZOOM_API_BASE_URL": emu.api_base_url,
                                    "ZOOM_OAUTH_BASE_URL": emu.oauth_base_url, "LOG_LEVEL": "WARNING",
                                    "ZOOM_PLAN": "pro", "ZOOM_RATE_LIMITS": f"medium={self.args.quota_medium}",
-                                   "ZOOM_DAILY_BUDGET": "100000000"}
+                                   "ZOOM_DAILY_BUDGET": "100000000",
+                                   "TEMPORAL_MAX_CACHED_WORKFLOWS": str(self.args.cache)}
                 worker = self._start_worker(limiter=self.args.limiter != "off")
                 base_queue = f"base-{uuid.uuid4().hex[:6]}"
                 baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline", address, base_queue])
@@ -414,7 +415,8 @@ class Bench:
         self.out()
         self.out(f"Started in {started:.0f} s ({n / started:.0f}/s); {ready} had their meeting after {settled:.0f} s. "
                  f"Worker RSS with all {n} open: {rss:.0f} MiB "
-                 "(the SDK caches at most 1,000 workflow instances per worker by default; the rest live in Temporal).")
+                 f"(the worker caches at most {self.args.cache} workflow instances, `TEMPORAL_MAX_CACHED_WORKFLOWS`; "
+                 "the rest live in Temporal).")
         self.out()
 
     def _document(self) -> str:
@@ -435,6 +437,7 @@ def main() -> None:
     parser.add_argument("--open", type=int, default=10_000)
     parser.add_argument("--quota", type=int, default=300, help="bookings for one account (the issue's figure: 1000)")
     parser.add_argument("--quota-concurrency", type=int, default=50)
+    parser.add_argument("--cache", type=int, default=1000, help="the worker's TEMPORAL_MAX_CACHED_WORKFLOWS")
     parser.add_argument("--quota-medium", type=int, default=PRO["medium"],
                         help="the account's Medium limit per second (Pro: 20; the issue's harsher figure: 10)")
     parser.add_argument("--limiter", choices=["both", "on", "off"], default="both",

@@ -58,6 +58,7 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
         workflows=[AppointmentWorkflow],
         activities=activities,
         max_concurrent_activities=max_concurrent_activities,
+        max_cached_workflows=settings.temporal_max_cached_workflows,
     )
 
 

@@ -8,6 +8,9 @@
   the row is re-read inside the lock, and the new pair is committed before anyone uses it. Inside one
   process an asyncio lock per workspace keeps the other coroutines off the database while one refreshes.
 - A 401/124 triggers one refresh and one retry of the call.
+- Pacing: with a `pace=` endpoint, each attempt first waits for its slot in the shared Zoom limiter
+  (connections/limiter.py) *before* it takes the lease, so a paced wait never holds a database connection
+  or the row lock that disconnect waits for; a 429 is reported to the limiter after the lease is released.
 - `invalid_grant` turns the connection into `needs_reconnect` (audited); callers then park.
 - On PostgreSQL each call runs while holding `FOR SHARE` on the connection row, and disconnect takes
   `FOR UPDATE` before deleting the tokens: so once a disconnect returns, no call is in flight and none can
@@ -25,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from ratio_zoom.connections.errors import Detached, NeedsReconnect, NotConnected, RefreshUnavailable
+from ratio_zoom.connections.limiter import ZoomLimiter
 from ratio_zoom.connections.repository import (
     USER_HASH_PURPOSE,
     as_utc,
@@ -37,11 +41,19 @@ from ratio_zoom.storage import audit
 from ratio_zoom.storage.db import Database
 from ratio_zoom.storage.models import ZoomConnection
 from ratio_zoom.storage.vault import Vault
-from ratio_zoom.zoom.errors import AccessTokenInvalid, InvalidGrant, OAuthError, OAuthServerError, ZoomTransportError
+from ratio_zoom.zoom.errors import (
+    AccessTokenInvalid,
+    InvalidGrant,
+    OAuthError,
+    OAuthServerError,
+    RateLimited,
+    ZoomTransportError,
+)
 from ratio_zoom.zoom.oauth import ZoomOAuth
 
 T = TypeVar("T")
 REFRESH_MARGIN = timedelta(minutes=5)
+PACING_PURPOSE = "zoom-pacing"
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,7 @@ class TokenBroker:
         refresh_margin: timedelta = REFRESH_MARGIN,
         clock: Callable[[], datetime] = utcnow,
         on_refresh: Callable[[str], None] | None = None,
+        limiter: ZoomLimiter | None = None,
     ) -> None:
         self._db = db
         self._vault = vault
@@ -84,20 +97,39 @@ class TokenBroker:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._hold_share_lock = not db.is_sqlite
         self._on_refresh = on_refresh
+        self._limiter = limiter
         self.stats = BrokerStats()
 
-    async def call(self, workspace_id: str, fn: Callable[[Lease], Awaitable[T]]) -> T:
-        """Run `fn` with a valid token; on 401/124 refresh once and run it once more."""
+    async def call(self, workspace_id: str, fn: Callable[[Lease], Awaitable[T]], *, pace: str | None = None) -> T:
+        """Run `fn` with a valid token; on 401/124 refresh once and run it once more.
+
+        `pace`: the Zoom endpoint `fn` calls (one request per call when paced): each attempt waits for its
+        slot in the shared limiter first, and a 429 is reported back to it."""
         stale: int | None = None
+        key = self.pace_key(workspace_id) if pace is not None and self._limiter is not None else None
         for attempt in (1, 2):
-            async with self.lease(workspace_id, stale_generation=stale) as lease:
-                try:
-                    return await fn(lease)
-                except AccessTokenInvalid:
-                    if attempt == 2:
-                        raise
-                    stale = lease.generation
+            if key is not None:
+                assert self._limiter is not None and pace is not None
+                await self._limiter.acquire(key, pace)
+            try:
+                async with self.lease(workspace_id, stale_generation=stale) as lease:
+                    try:
+                        return await fn(lease)
+                    except AccessTokenInvalid:
+                        if attempt == 2:
+                            raise
+                        stale = lease.generation
+            except RateLimited as answer:
+                if key is not None and answer.status == 429:
+                    assert self._limiter is not None
+                    await self._limiter.rate_limited(key, pace or answer.endpoint, answer)
+                raise
         raise AssertionError("unreachable")
+
+    def pace_key(self, workspace_id: str) -> str:
+        """The shared limiter's key for this workspace's Zoom account: a keyed hash, never the ID itself.
+        One workspace holds one Zoom grant, and one Zoom user backs one live grant of the app."""
+        return self._vault.lookup_hash(workspace_id, PACING_PURPOSE)
 
     @asynccontextmanager
     async def lease(self, workspace_id: str, *, stale_generation: int | None = None) -> AsyncIterator[Lease]:

@@ -3,8 +3,9 @@
 Zoom limits each *account* per second and per API category (Light, Medium, Heavy; the values depend on the
 plan), shared by all apps of the account, and each *user* to 100 meeting create/update requests per UTC
 day. Without pacing, every worker fires as fast as Temporal schedules activities and learns the limit from
-429s; more workers make it worse. So every Zoom call made through `ZoomClient.paced(key)` first books a
-slot here:
+429s; more workers make it worse. So every Zoom call the activities make (`TokenBroker.call(..., pace=
+endpoint)`) first books a slot here, before it takes its token lease, so a wait holds no database
+connection and no row lock:
 
 - **Per second**: one row per (account key, category) in `zoom_rate_buckets` holds the next free send slot
   (a token bucket of depth one, i.e. GCRA). A call books `max(now, next_slot, blocked_until)` and moves the
@@ -24,9 +25,11 @@ slot here:
   treats like Zoom's daily 429 (it parks until 00:00 UTC). A daily 429 from Zoom (other apps of the same
   user spend the same quota) marks the day spent for every process.
 
-Keys: the limiter is keyed by the keyed hash of the connected Zoom user (`Lease.owner_hash`). A connection
-is one Zoom user; we are not told which users share a Zoom account, so two connected users of one account
-each get the account's rate (lower `ZOOM_RATE_HEADROOM` for such tenants). Metric labels carry at most the
+Keys: a keyed hash (HMAC) of the workspace ID (`TokenBroker.pace_key`). A workspace holds one Zoom grant and
+one Zoom user backs one live grant of the app, so the key stands for the connected Zoom user. We are not
+told which users share a Zoom account, so two connected users of one account each get the account's rate
+(lower `ZOOM_RATE_HEADROOM` or `ZOOM_RATE_LIMITS` for such tenants); a workspace reconnected to another
+Zoom user mid-day keeps the day's count (it may park early, never late). Metric labels carry at most the
 first 12 hex digits of that keyed hash, never an identifier in clear.
 
 Why not `pyrate-limiter`'s PostgresBucket (4.5, read before writing this): it is synchronous (it would block

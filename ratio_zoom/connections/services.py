@@ -34,10 +34,10 @@ class Services:
         vault = Vault(settings.token_keyring())
         http = new_http_client()
         limiter = ZoomLimiter(db, limiter_config(settings), metrics=limiter_metrics) if settings.zoom_rate_limiter else None
-        zoom = ZoomClient(settings.zoom_api_base_url, http, observer=observer, pacer=limiter)
+        zoom = ZoomClient(settings.zoom_api_base_url, http, observer=observer)
         oauth = ZoomOAuth(settings.zoom_oauth_base_url, settings.zoom_client_id, settings.zoom_client_secret,
                           settings.zoom_redirect_uri, http)
-        broker = TokenBroker(db, vault, oauth, refresh_margin=refresh_margin, on_refresh=on_refresh)
+        broker = TokenBroker(db, vault, oauth, refresh_margin=refresh_margin, on_refresh=on_refresh, limiter=limiter)
         return cls(settings=settings, db=db, vault=vault, zoom=zoom, oauth=oauth, broker=broker, limiter=limiter)
 
     async def aclose(self) -> None:

@@ -2,19 +2,14 @@
 
 One pooled `httpx.AsyncClient` with explicit timeouts. The caller passes the access token per call (the
 token broker in `activities/` owns tokens); the client never stores, logs or echoes it.
-
-Pacing: `client.paced(key)` is the same client bound to a Zoom account's rate-limit key; every request it
-sends first asks the `Pacer` for a slot and reports each 429 back, so a shared limiter
-(connections/limiter.py) sees every call without its callers having to remember it.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
@@ -39,16 +34,6 @@ MISSING_SCOPE_CODE = 4711
 
 # Called after every response (endpoint label, HTTP status or 0 for a transport error): metrics hook.
 ResponseObserver = Callable[[str, int], None]
-
-
-class Pacer(Protocol):
-    """A limiter in front of Zoom. `key` names the Zoom account (a keyed hash, never an identifier)."""
-
-    async def acquire(self, key: str, endpoint: str) -> None:
-        """Return when `endpoint` may be called; raise `PacedOut` when the call must not wait that long."""
-
-    async def rate_limited(self, key: str, endpoint: str, answer: RateLimited) -> None:
-        """Zoom answered 429 to a call made under `key`."""
 
 
 def new_http_client(timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
@@ -119,20 +104,11 @@ class ZoomClient:
         http: httpx.AsyncClient | None = None,
         *,
         observer: ResponseObserver | None = None,
-        pacer: Pacer | None = None,
     ) -> None:
         self._base = api_base_url.rstrip("/")
         self._owns_http = http is None
         self._http = http or new_http_client()
         self._observer = observer
-        self._pacer = pacer
-        self._pace_key: str | None = None
-
-    def paced(self, key: str) -> ZoomClient:
-        """This client (same pool) with every request paced under the Zoom account `key`."""
-        bound = copy.copy(self)
-        bound._pace_key = key
-        return bound
 
     async def aclose(self) -> None:
         # The shared pool is closed by whoever built it (Services closes it through this client).
@@ -175,15 +151,25 @@ class ZoomClient:
         self, token: str, *, meeting_type: str = "upcoming", page_size: int = 300
     ) -> AsyncIterator[MeetingSummary]:
         """Every meeting of the host, following `next_page_token` until the last page."""
-        params: dict[str, Any] = {"type": meeting_type, "page_size": page_size}
+        page_token: str | None = None
         while True:
-            response = await self._request("list_meetings", "GET", "/users/me/meetings", token, params=params)
-            page = MeetingPage.model_validate(response.json())
+            page = await self.list_meetings_page(token, meeting_type=meeting_type, page_size=page_size,
+                                                 next_page_token=page_token)
             for meeting in page.meetings:
                 yield meeting
             if not page.next_page_token:
                 return
-            params = {"type": meeting_type, "page_size": page_size, "next_page_token": page.next_page_token}
+            page_token = page.next_page_token
+
+    async def list_meetings_page(
+        self, token: str, *, meeting_type: str = "upcoming", page_size: int = 300, next_page_token: str | None = None
+    ) -> MeetingPage:
+        """One page of the host's meetings (one request, so a caller can pace each page)."""
+        params: dict[str, Any] = {"type": meeting_type, "page_size": page_size}
+        if next_page_token:
+            params["next_page_token"] = next_page_token
+        response = await self._request("list_meetings", "GET", "/users/me/meetings", token, params=params)
+        return MeetingPage.model_validate(response.json())
 
     async def get_on_behalf_token(self, token: str) -> OnBehalfToken:
         response = await self._request(
@@ -197,9 +183,6 @@ class ZoomClient:
         self, endpoint: str, method: str, path: str, token: str, **kwargs: Any
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        pacer, key = self._pacer, self._pace_key
-        if pacer is not None and key is not None:
-            await pacer.acquire(key, endpoint)
         try:
             response = await self._http.request(method, self._base + path, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
@@ -209,12 +192,7 @@ class ZoomClient:
             self._observe(endpoint, 0)
             raise ZoomTransportError(f"Zoom {endpoint}: no response ({type(exc).__name__})") from None
         self._observe(endpoint, response.status_code)
-        try:
-            classify_response(response, endpoint)
-        except RateLimited as answer:
-            if pacer is not None and key is not None:
-                await pacer.rate_limited(key, endpoint, answer)
-            raise
+        classify_response(response, endpoint)
         return response
 
     def _observe(self, endpoint: str, status: int) -> None:

@@ -76,3 +76,45 @@ async def test_the_worker_paces_its_zoom_calls_through_the_shared_limiter(stack:
         buckets = (await session.execute(select(ZoomRateBucket.category))).scalars().all()
         used = (await session.execute(select(ZoomDailyUsage.used))).scalars().all()
     assert "medium" in buckets and sum(used) >= 1  # the create booked a Medium slot and a daily count
+
+
+async def test_a_paced_wait_holds_no_database_connection_and_a_429_reaches_the_shared_limiter(stack: Stack) -> None:
+    """The wait for a slot comes before the token lease: on PostgreSQL the lease holds a connection (and the
+    FOR SHARE lock disconnect waits for), so waiting inside it would starve the pool and stall disconnects."""
+    import asyncio
+
+    from ratio_zoom.connections.limiter import LimiterConfig, ZoomLimiter
+    from ratio_zoom.zoom import errors as z
+
+    workspace = ws()
+    await stack.connect_workspace(workspace)
+    services = stack.services
+    held_while_waiting: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        held_while_waiting.append(services.db.engine.pool.checkedout())  # type: ignore[attr-defined]
+        await asyncio.sleep(seconds)
+
+    limiter = ZoomLimiter(services.db, LimiterConfig(per_second={"light": 5.0, "medium": 5.0, "heavy": 5.0},
+                                                     headroom=1.0), sleep=sleep)
+    broker = TokenBroker(services.db, services.vault, services.oauth, limiter=limiter)
+    for _ in range(2):  # the second call waits ~0.2 s for its slot
+        await broker.call(workspace, lambda lease: services.zoom.get_me(lease.token), pace="get_me")
+    assert held_while_waiting and held_while_waiting == [0] * len(held_while_waiting)
+
+    await stack.emulator.set_limits(light_per_second=1)
+    try:
+        with pytest.raises(z.RateLimited):
+            for _ in range(3):
+                await broker.call(workspace, lambda lease: services.zoom.get_me(lease.token), pace="get_me")
+    finally:
+        await stack.emulator.set_limits(light_per_second=30)
+    assert limiter.stats.zoom_429s == 1
+    from sqlalchemy import select
+
+    from ratio_zoom.storage.models import ZoomRateBucket
+
+    async with services.db.sessions() as session:
+        blocked_until = (await session.execute(select(ZoomRateBucket.blocked_until).where(
+            ZoomRateBucket.account_key == broker.pace_key(workspace), ZoomRateBucket.category == "light"))).scalar_one()
+    assert blocked_until > 0  # everyone sharing the account now waits for Zoom's Retry-After
