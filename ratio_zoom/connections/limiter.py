@@ -164,7 +164,7 @@ class ZoomLimiter:
             self._metrics.zoom_rate_limited(category, answer.limit_type)
         try:
             if answer.limit_type == "daily":
-                await self._mark_day_spent(key)
+                await self._mark_day_spent(key, answer.retry_after)
             else:
                 await self._slow_down(key, category, answer)
         except SQLAlchemyError:
@@ -202,11 +202,12 @@ class ZoomLimiter:
                 # which only ever parks a little early.
                 day, until_midnight = self._today()
                 usage = await self._locked_day(session, key, day)
-                if usage.used >= self._config.daily_budget:
+                if usage.spent_until > now or usage.used >= self._config.daily_budget:
                     self.stats.paced_out += 1
                     if self._metrics is not None:
                         self._metrics.limiter_paced_out(category, "daily")
-                    raise PacedOut(endpoint, retry_after=until_midnight, limit_type="daily", category=category)
+                    wait = usage.spent_until - now if usage.spent_until > now else until_midnight
+                    raise PacedOut(endpoint, retry_after=wait, limit_type="daily", category=category)
             row = await self._locked_bucket(session, key, category, now)
             rate = self._current_rate(row, ceiling, now)
             if rate != row.rate:
@@ -262,11 +263,14 @@ class ZoomLimiter:
         midnight = datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + timedelta(days=1)
         return now.strftime("%Y-%m-%d"), (midnight - now).total_seconds()
 
-    async def _mark_day_spent(self, key: str) -> None:
-        day, _ = self._today()
+    async def _mark_day_spent(self, key: str, retry_after: float | None) -> None:
+        """Zoom says the user's day is spent (other apps of the user share the quota): nobody sends a
+        create/update until Zoom's own reset, which its Retry-After names (our midnight when it names none)."""
+        day, until_midnight = self._today()
+        now = self._clock()
         async with self._db.transaction() as session:
             row = await self._locked_day(session, key, day)
-            row.used = max(row.used, self._config.daily_budget)
+            row.spent_until = max(row.spent_until, now + (retry_after if retry_after is not None else until_midnight))
 
     async def _locked_day(self, session: AsyncSession, key: str, day: str) -> ZoomDailyUsage:
         query = select(ZoomDailyUsage).where(ZoomDailyUsage.user_key == key, ZoomDailyUsage.day == day).with_for_update()
@@ -275,7 +279,8 @@ class ZoomLimiter:
             # The first count of a new day: earlier days of this user are history, drop them.
             await session.execute(delete(ZoomDailyUsage).where(ZoomDailyUsage.user_key == key, ZoomDailyUsage.day < day))
             insert = sqlite_insert if self._db.is_sqlite else pg_insert
-            await session.execute(insert(ZoomDailyUsage).values(user_key=key, day=day, used=0).on_conflict_do_nothing())
+            await session.execute(insert(ZoomDailyUsage).values(user_key=key, day=day, used=0, spent_until=0.0)
+                                  .on_conflict_do_nothing())
             row = (await session.execute(query)).scalar_one()
         return row
 

@@ -212,6 +212,8 @@ class ZoomDailyUsage(Base):
     user_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     used: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Epoch seconds until which Zoom said the day is spent (its daily 429's Retry-After), 0 when it has not.
+    spent_until: Mapped[float] = mapped_column(Float, nullable=False)
 
 
 __all__ = [

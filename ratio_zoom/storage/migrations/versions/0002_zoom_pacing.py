@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column('user_key', sa.String(length=64), nullable=False),
         sa.Column('day', sa.String(length=10), nullable=False),
         sa.Column('used', sa.Integer(), nullable=False),
+        sa.Column('spent_until', sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint('user_key', 'day'),
     )
     with op.batch_alter_table('zoom_connections', schema=None) as batch_op:
