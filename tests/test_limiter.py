@@ -97,7 +97,7 @@ async def test_two_processes_share_one_even_pace_per_account_and_category(two_en
     assert len(time.slept) == slept_before  # no wait: a different account
 
 
-async def test_a_429_blocks_everyone_sharing_the_account_until_retry_after_then_halves_the_rate(
+async def test_a_429_blocks_everyone_sharing_the_account_until_retry_after_then_slows_the_rate(
         two_engines: tuple[Database, Database]) -> None:
     time = FakeTime()
     metrics = RecordingMetrics()
@@ -105,12 +105,12 @@ async def test_a_429_blocks_everyone_sharing_the_account_until_retry_after_then_
     b = ZoomLimiter(two_engines[1], config(), clock=time.clock, sleep=time.sleep)
     await a.acquire(KEY, "create_meeting")
     await a.rate_limited(KEY, "create_meeting", zoom_429(retry_after=5))
-    await b.rate_limited(KEY, "create_meeting", zoom_429(retry_after=5))  # the same burst: no second halving
+    await b.rate_limited(KEY, "create_meeting", zoom_429(retry_after=5))  # the same burst: no second decrease
     await b.acquire(KEY, "create_meeting")  # the other process honours the Retry-After a got
     assert time.slept == [pytest.approx(5.0)]
     await b.acquire(KEY, "create_meeting")
-    # Multiplicative decrease: 10/s became 5/s, so the next slot is 0.2 s after the first, not 0.1 s.
-    assert time.slept[-1] == pytest.approx(0.2, abs=1e-5)
+    # Multiplicative decrease: 10/s became 8/s, so the next slot is 0.125 s after the first, not 0.1 s.
+    assert time.slept[-1] == pytest.approx(0.125, abs=1e-5)
     assert metrics.limited == [("medium", "per_second")]  # a's metrics; b reported its own
     # Additive increase: a minute later the rate is back at the plan's.
     time.now += 60
