@@ -122,7 +122,8 @@ class LimiterStats:
 
 
 class ZoomLimiter:
-    """The `Pacer` (zoom/client.py) every worker process shares through the database."""
+    """The pace every worker process shares through the database. `TokenBroker.call(..., pace=endpoint)`
+    calls `acquire` before each attempt and `rate_limited` after each 429 Zoom answers."""
 
     def __init__(
         self,
@@ -140,7 +141,7 @@ class ZoomLimiter:
         self._sleep = sleep
         self.stats = LimiterStats()
 
-    # -- the Pacer protocol ---------------------------------------------------------------------------
+    # -- what the broker calls -----------------------------------------------------------------------
 
     async def acquire(self, key: str, endpoint: str) -> None:
         category = rate_limits.category(endpoint)
