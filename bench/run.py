@@ -121,6 +121,7 @@ class Bench:
                         await self._lifecycles(appointments, emu, workspace, await Client.connect(address), base_queue)
                         await self._history(appointments, workspace)
                         await self._refresh(services, settings, emu, workspace)
+                        await self._limiter_cost(services)
                     if self.args.quota:
                         modes = {"both": [True, False], "on": [True], "off": [False]}[self.args.limiter]
                         results = []
@@ -318,6 +319,32 @@ class Bench:
                  f"(added: {(pct(waits, .5) - pct(normal, .5)) * 1000:.0f} ms) |")
         self.out()
 
+    async def _limiter_cost(self, services: Services) -> None:
+        """What the shared limiter adds to one Zoom call when nothing has to wait (its database round trip),
+        alone and with 200 callers contending for one account's row."""
+        from ratio_zoom.connections.limiter import LimiterConfig, ZoomLimiter
+
+        unlimited = LimiterConfig(per_second={"light": 1e6, "medium": 1e6, "heavy": 1e6}, headroom=1.0,
+                                  daily_budget=10**9)
+        limiter = ZoomLimiter(services.db, unlimited)
+        self.out("## What the shared limiter costs per Zoom call (PostgreSQL, nothing waits)")
+        self.out()
+        self.out("| call | one at a time | 200 at once on one account |")
+        self.out("|---|---|---|")
+        for endpoint, what in (("get_meeting", "get / delete (a slot)"),
+                               ("create_meeting", "create / update (a slot and the daily count)")):
+            key = f"bench-cost-{uuid.uuid4().hex[:8]}"
+            await limiter.acquire(key, endpoint)
+            t = time.perf_counter()
+            for _ in range(200):
+                await limiter.acquire(key, endpoint)
+            alone = (time.perf_counter() - t) / 200
+            t = time.perf_counter()
+            await asyncio.gather(*(limiter.acquire(key, endpoint) for _ in range(200)))
+            crowded = (time.perf_counter() - t) / 200
+            self.out(f"| {what} | {alone * 1000:.1f} ms | {crowded * 1000:.1f} ms per call ({1 / crowded:.0f} calls/s on one row) |")
+        self.out()
+
     async def _quota(self, appointments: Appointments, emu, workspace: str, limiter: bool) -> dict[str, object]:  # type: ignore[no-untyped-def]
         n = self.args.quota
         # Zoom's Pro limits per account and category (Medium as --quota-medium); the daily quota off.
@@ -437,7 +464,7 @@ def main() -> None:
     parser.add_argument("--open", type=int, default=10_000)
     parser.add_argument("--quota", type=int, default=300, help="bookings for one account (the issue's figure: 1000)")
     parser.add_argument("--quota-concurrency", type=int, default=50)
-    parser.add_argument("--cache", type=int, default=1000, help="the worker's TEMPORAL_MAX_CACHED_WORKFLOWS")
+    parser.add_argument("--cache", type=int, default=200, help="the worker's TEMPORAL_MAX_CACHED_WORKFLOWS")
     parser.add_argument("--quota-medium", type=int, default=PRO["medium"],
                         help="the account's Medium limit per second (Pro: 20; the issue's harsher figure: 10)")
     parser.add_argument("--limiter", choices=["both", "on", "off"], default="both",
