@@ -2,11 +2,12 @@
 
 - Refreshes ahead of expiry, by a margin read from the token's own lifetime: the smaller of 5 minutes and
   half of what `expires_in` granted. A fixed 5-minute margin would make a short-lived token (a 15 s grant)
-  stale from the instant it is issued, so every lease would refresh three times and give up. Zoom rotates refresh tokens, so two processes
-  refreshing at once would kill each other's grant: refreshes of one workspace are serialised across
-  processes and machines by a row lock (PostgreSQL `SELECT ... FOR UPDATE`; SQLite `BEGIN IMMEDIATE`),
-  the row is re-read inside the lock, and the new pair is committed before anyone uses it. Inside one
-  process an asyncio lock per workspace keeps the other coroutines off the database while one refreshes.
+  stale from the instant it is issued, so every lease would refresh three times and give up.
+- Zoom rotates refresh tokens, so two processes refreshing at once would kill each other's grant:
+  refreshes of one workspace are serialised across processes and machines by a row lock (PostgreSQL
+  `SELECT ... FOR UPDATE`; SQLite `BEGIN IMMEDIATE`), the row is re-read inside the lock, and the new pair
+  is committed before anyone uses it. Inside one process an asyncio lock per workspace keeps the other
+  coroutines off the database while one refreshes.
 - A 401/124 triggers one refresh and one retry of the call.
 - Pacing: with a `pace=` endpoint, each attempt first waits for its slot in the shared Zoom limiter
   (connections/limiter.py) *before* it takes the lease, so a paced wait never holds a database connection
