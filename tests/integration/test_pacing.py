@@ -118,3 +118,42 @@ async def test_a_paced_wait_holds_no_database_connection_and_a_429_reaches_the_s
         blocked_until = (await session.execute(select(ZoomRateBucket.blocked_until).where(
             ZoomRateBucket.account_key == broker.pace_key(workspace), ZoomRateBucket.category == "light"))).scalar_one()
     assert blocked_until > 0  # everyone sharing the account now waits for Zoom's Retry-After
+
+
+async def test_a_create_waiting_for_its_slot_heartbeats_and_succeeds_in_one_attempt(stack: Stack) -> None:
+    """The wait happens inside the activity, which heartbeats all along (every 2 s; Temporal's heartbeat
+    timeout is 10 s), so a paced create costs no retry."""
+    import uuid
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+    from temporalio.testing import ActivityEnvironment
+
+    from activities import schemas as act
+    from activities.meetings import MeetingActivities
+    from ratio_zoom.connections.limiter import ZoomLimiter
+    from ratio_zoom.storage.models import ZoomRateBucket
+
+    workspace = ws()
+    await stack.connect_workspace(workspace)
+    services = stack.services
+    limiter = ZoomLimiter(services.db)
+    broker = TokenBroker(services.db, services.vault, services.oauth, limiter=limiter)
+    key = broker.pace_key(workspace)
+    await limiter.acquire(key, "create_meeting")  # creates the account's Medium row
+    async with services.db.transaction() as session:  # other processes have booked the next 3 s
+        await session.execute(update(ZoomRateBucket).where(ZoomRateBucket.account_key == key,
+                                                           ZoomRateBucket.category == "medium")
+                              .values(next_slot_at=datetime.now(timezone.utc).timestamp() + 3.0))
+    beats: list[object] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+    appointment_id = f"a-{uuid.uuid4().hex[:10]}"
+    start = (datetime.now(timezone.utc) + timedelta(days=3)).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    args = act.CreateMeetingArgs(
+        ctx=act.OpContext(workflow_id=f"appointment-{appointment_id}", run_id="r1", appointment_id=appointment_id,
+                          workspace_id=workspace, op_id=f"appointment-{appointment_id}:op:1"),
+        spec=act.MeetingSpec(topic="Paced", agenda="", start_time=start, duration=30, timezone="UTC"))
+    result = await env.run(MeetingActivities(services.db, broker, services.zoom).create_meeting, args)
+    assert result.outcome == "created" and limiter.stats.waited == 1 and limiter.stats.waited_seconds > 2
+    assert len(beats) >= 2  # the first beat at the start, more while it waited
