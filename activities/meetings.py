@@ -5,9 +5,15 @@ the meeting" and "we recorded it" (worker killed, response lost) is closed like 
 1. Before calling Zoom, the activity writes a *create marker* (a hash of the operation ID, stable across
    retries) to the appointment's conference row, in its own committed transaction.
 2. The marker travels in the meeting's agenda (a last line `ratio-ref:<marker>`).
-3. When an attempt finds its marker already written, an earlier attempt may have created the meeting: it
-   lists the host's upcoming meetings, GETs those with the same topic and start time, and adopts the one
-   whose agenda carries the marker. Only when none does, it creates.
+3. When an attempt finds its marker written *and the earlier outcome unknown* (`create_intent_at` still
+   set), an earlier attempt may have created the meeting: it lists the host's upcoming meetings, GETs those
+   with the same topic and start time, and adopts the one whose agenda carries the marker. Only when none
+   does, it creates.
+4. An answer that proves nothing was created (429, 4xx, 401, our own limiter refusing to send, a lost
+   connection before the request left) clears `create_intent_at`, so the retry creates without spending a
+   list: the list is charged to the same per-account Medium budget as the create, and listing after every
+   429 is how a burst of bookings once spent 82% of its calls on 429s. Lost responses, timeouts and 5xx
+   keep it: there the meeting may exist.
 So a meeting is created at most once per operation, and recorded exactly once. See docs/exactly-once.md.
 """
 
@@ -18,19 +24,22 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import AsyncIterator, TypeVar
 
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 
 from activities import schemas as act
 from activities.heartbeat import keep_alive
 from activities.zoom_failures import ZOOM_FAILURES, as_application_error
 from ratio_zoom.connections.broker import Lease, TokenBroker
+from ratio_zoom.connections.errors import Detached, NeedsReconnect, NotConnected, RefreshUnavailable
 from ratio_zoom.connections.repository import load_connection, utcnow
 from ratio_zoom.storage import audit
 from ratio_zoom.storage.db import Database
 from ratio_zoom.storage.models import AppointmentConference
 from ratio_zoom.zoom import errors as z
 from ratio_zoom.zoom.client import ZoomClient
-from ratio_zoom.zoom.models import Meeting, MeetingSettings, MeetingWrite
+from ratio_zoom.zoom.models import Meeting, MeetingPage, MeetingSettings, MeetingWrite
 
 T = TypeVar("T")
 MARKER_PREFIX = "ratio-ref:"
@@ -68,6 +77,19 @@ def _spec_of(meeting: Meeting, fallback_timezone: str) -> act.MeetingSpec:
                            timezone=meeting.timezone or fallback_timezone)
 
 
+def proves_nothing_created(exc: BaseException) -> bool:
+    """True when a failed create attempt certainly left no meeting in Zoom.
+
+    Zoom answered with a refusal (429, 4xx, 401: it checks before it creates), or the request never left
+    (our limiter paced it out, the connection is unusable, the refresh failed). A transport error (the
+    response may be lost after Zoom acted), a 5xx (Zoom may have acted) or a cancellation mid-request leave
+    the outcome unknown.
+    """
+    if isinstance(exc, z.ZoomHTTPError):
+        return not isinstance(exc, z.ZoomServerError)
+    return isinstance(exc, (NotConnected, NeedsReconnect, Detached, RefreshUnavailable))
+
+
 def _write_body(changes: dict[str, object]) -> MeetingWrite:
     data = dict(changes)
     if "start_time" in data and isinstance(data["start_time"], str):
@@ -91,13 +113,13 @@ class MeetingActivities:
     async def _create_meeting(self, args: act.CreateMeetingArgs) -> act.MeetingResult:
         ctx, spec = args.ctx, args.spec
         marker = create_marker(ctx.op_id)
-        earlier_attempt, recorded = await self._write_create_intent(ctx, marker, spec)
+        outcome_unknown, recorded = await self._write_create_intent(ctx, marker, spec)
         if recorded is not None:
             return recorded  # an earlier attempt created *and* recorded it, then lost the completion
         async with self._zoom_failures(ctx.workspace_id):
             found: tuple[Meeting, Lease] | None = None
-            if earlier_attempt:
-                found = await self._broker.call(ctx.workspace_id, lambda lease: self._find(lease, spec, marker))
+            if outcome_unknown:
+                found = await self._find(ctx.workspace_id, spec, marker)
             outcome = "adopted" if found else "created"
             if found is None:
                 body = MeetingWrite(
@@ -113,7 +135,12 @@ class MeetingActivities:
                 async def _create(lease: Lease) -> tuple[Meeting, Lease]:
                     return await self._zoom.create_meeting(lease.token, body), lease
 
-                found = await self._broker.call(ctx.workspace_id, _create)
+                try:
+                    found = await self._broker.call(ctx.workspace_id, _create, pace="create_meeting")
+                except BaseException as exc:
+                    if proves_nothing_created(exc):
+                        await self._clear_create_intent(ctx, marker)
+                    raise
         meeting, lease = found
         result = act.MeetingResult(outcome=outcome, zoom_meeting_id=meeting.id, join_url=meeting.join_url,
                                    spec=_spec_of(meeting, spec.timezone))
@@ -125,7 +152,10 @@ class MeetingActivities:
     async def _write_create_intent(
         self, ctx: act.OpContext, marker: str, spec: act.MeetingSpec
     ) -> tuple[bool, act.MeetingResult | None]:
-        """Commit the create marker before calling Zoom. Returns (an earlier attempt wrote it, its result)."""
+        """Commit the create marker before calling Zoom.
+
+        Returns (an earlier attempt of this operation may have created the meeting, that attempt's recorded
+        result when it got as far as recording it)."""
         now = utcnow()
         async with self._db.transaction() as session:
             row = await session.get(AppointmentConference, ctx.appointment_id, with_for_update=True)
@@ -134,27 +164,59 @@ class MeetingActivities:
                                             status="pending", appointment_status="scheduled",
                                             created_at=now, updated_at=now)
                 session.add(row)
-            earlier = row.create_marker == marker
-            if earlier and row.status == "ready" and row.zoom_meeting_id is not None and row.join_url:
+            same_operation = row.create_marker == marker
+            if same_operation and row.status == "ready" and row.zoom_meeting_id is not None and row.join_url:
                 return True, act.MeetingResult(outcome="adopted", zoom_meeting_id=row.zoom_meeting_id,
                                                join_url=row.join_url, spec=spec)
+            # An earlier attempt's intent still set = its outcome is unknown; cleared = Zoom refused it.
+            outcome_unknown = same_operation and row.create_intent_at is not None
             row.create_marker = marker
             row.create_intent_at = now
             row.updated_at = now
-        return earlier, None
+        return outcome_unknown, None
 
-    async def _find(self, lease: Lease, spec: act.MeetingSpec, marker: str) -> tuple[Meeting, Lease] | None:
-        """Look for the meeting an earlier attempt may have created (response lost, worker killed)."""
-        async for summary in self._zoom.list_meetings(lease.token, meeting_type="upcoming"):
-            if summary.topic != spec.topic or _utc_z(summary.start_time) != spec.start_time:
-                continue
-            try:
-                meeting = await self._zoom.get_meeting(lease.token, summary.id)
-            except z.MeetingNotFound:
-                continue
-            if meeting.agenda and meeting.agenda.rstrip().endswith(MARKER_PREFIX + marker):
-                return meeting, lease
-        return None
+    async def _clear_create_intent(self, ctx: act.OpContext, marker: str) -> None:
+        """Record that this attempt's create certainly created nothing, so the retry need not list."""
+        try:
+            async with self._db.transaction() as session:
+                await session.execute(
+                    update(AppointmentConference)
+                    .where(AppointmentConference.appointment_id == ctx.appointment_id,
+                           AppointmentConference.create_marker == marker,
+                           AppointmentConference.status != "ready")
+                    .values(create_intent_at=None, updated_at=utcnow()))
+        except SQLAlchemyError:
+            # Safe to lose: the intent stays set and the retry lists once. Zoom's answer (Retry-After and
+            # all) is what the caller must see, not this write's failure.
+            activity.logger.warning("could not clear the create intent of %s", ctx.appointment_id, exc_info=True)
+
+    async def _find(self, workspace_id: str, spec: act.MeetingSpec, marker: str) -> tuple[Meeting, Lease] | None:
+        """Look for the meeting an earlier attempt may have created (response lost, worker killed).
+
+        One paced broker call per request: the list is charged to the account's Medium budget like the
+        create, each GET to Light."""
+        page_token: str | None = None
+        while True:
+            async def _page(lease: Lease, token: str | None = page_token) -> MeetingPage:
+                return await self._zoom.list_meetings_page(lease.token, meeting_type="upcoming", next_page_token=token)
+
+            page = await self._broker.call(workspace_id, _page, pace="list_meetings")
+            for summary in page.meetings:
+                if summary.topic != spec.topic or _utc_z(summary.start_time) != spec.start_time:
+                    continue
+
+                async def _get(lease: Lease, meeting_id: int = summary.id) -> tuple[Meeting, Lease] | None:
+                    try:
+                        return await self._zoom.get_meeting(lease.token, meeting_id), lease
+                    except z.MeetingNotFound:
+                        return None
+
+                got = await self._broker.call(workspace_id, _get, pace="get_meeting")
+                if got is not None and got[0].agenda and got[0].agenda.rstrip().endswith(MARKER_PREFIX + marker):
+                    return got
+            if not page.next_page_token:
+                return None
+            page_token = page.next_page_token
 
     async def _record_created(self, ctx: act.OpContext, args: act.CreateMeetingArgs, marker: str,
                               result: act.MeetingResult, owner_hash: str) -> None:
@@ -203,7 +265,7 @@ class MeetingActivities:
             return "updated"
 
         async with self._zoom_failures(ctx.workspace_id):
-            outcome = await self._broker.call(ctx.workspace_id, _patch)
+            outcome = await self._broker.call(ctx.workspace_id, _patch, pace="update_meeting")
         event = {"updated": "meeting.updated", "not_found": "meeting.vanished",
                  "in_progress": "meeting.update_refused", "owner_changed": "meeting.account_changed"}[outcome]
         await self._audit(ctx, event, {"zoom_meeting_id": args.zoom_meeting_id, "fields": sorted(args.changes)})
@@ -232,7 +294,7 @@ class MeetingActivities:
             return "deleted"
 
         async with self._zoom_failures(ctx.workspace_id):
-            outcome = await self._broker.call(ctx.workspace_id, _delete)
+            outcome = await self._broker.call(ctx.workspace_id, _delete, pace="delete_meeting")
         now = utcnow()
         async with self._db.transaction() as session:
             row = await session.get(AppointmentConference, ctx.appointment_id, with_for_update=True)
@@ -272,7 +334,7 @@ class MeetingActivities:
                                           join_url=meeting.join_url)
 
         async with self._zoom_failures(ctx.workspace_id):
-            result = await self._broker.call(ctx.workspace_id, _get)
+            result = await self._broker.call(ctx.workspace_id, _get, pace="get_meeting")
         if result.join_url:
             async with self._db.transaction() as session:
                 row = await session.get(AppointmentConference, ctx.appointment_id, with_for_update=True)

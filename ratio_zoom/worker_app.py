@@ -71,6 +71,7 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
         workflows=[AppointmentWorkflow],
         activities=activities,
         max_concurrent_activities=max_concurrent_activities,
+        max_cached_workflows=settings.temporal_max_cached_workflows,
     )
 
 
@@ -78,7 +79,8 @@ async def run_worker(settings: Settings) -> None:
     check_start(settings, "worker")  # production refuses insecure settings before anything connects
     runtime = runtime_with_metrics(settings.metrics_bind) if settings.metrics_bind else None
     metrics = Metrics(runtime.metric_meter if runtime is not None else None)
-    services = Services.create(settings, observer=metrics.zoom_call, on_refresh=metrics.refresh)
+    services = Services.create(settings, observer=metrics.zoom_call, on_refresh=metrics.refresh,
+                               limiter_metrics=metrics)
     client = await connect_client(settings, runtime)
     if settings.metrics_bind:
         print(f"ratio-zoom worker metrics on http://{settings.metrics_bind}/metrics", flush=True)

@@ -237,3 +237,35 @@ async def test_emulator_responses_conform_to_zooms_spec(emu: ZoomEmulatorHandle)
         for operation, payload in [("create_meeting", body().to_json()), ("update_meeting", {"duration": 10})]:
             assert spec.request_errors(operation, payload) == []
         assert spec.request_errors("create_meeting", {"type": 99})
+
+
+def test_rate_limit_categories_come_from_zooms_spec_labels() -> None:
+    from ratio_zoom.zoom.rate_limits import category
+
+    # Zoom labels both POST and GET /users/{userId}/meetings MEDIUM; the single-meeting calls LIGHT.
+    assert {e: category(e) for e in ("create_meeting", "list_meetings")} == {"create_meeting": "medium",
+                                                                            "list_meetings": "medium"}
+    assert {category(e) for e in ("get_meeting", "update_meeting", "delete_meeting", "get_me", "get_user_token")} == {"light"}
+
+
+async def test_create_and_list_share_one_medium_budget_per_account(emu: ZoomEmulatorHandle) -> None:
+    _, token, _ = await authorize(emu)
+    await emu.set_limits(medium_per_second=1, light_per_second=0)
+    async with ZoomClient(emu.api_base_url) as zoom:
+        meeting = await zoom.create_meeting(token, body())
+        with pytest.raises(z.RateLimited) as refused:  # the list spends the same Medium budget as the create
+            _ = [m async for m in zoom.list_meetings(token)]
+        assert refused.value.category == "Medium" and refused.value.limit_type == "per_second"
+        assert (await zoom.get_meeting(token, meeting.id)).id == meeting.id  # Light has its own budget
+
+
+async def test_the_emulator_defaults_to_zooms_pro_limits() -> None:
+    config = EmulatorConfig()
+    assert (config.light_per_second, config.medium_per_second, config.heavy_per_second) == (30, 20, 10)
+
+
+async def test_the_emulator_issues_tokens_of_the_lifetime_it_is_told(emu: ZoomEmulatorHandle) -> None:
+    await emu.set_limits(access_token_seconds=15)
+    oauth, _, refresh_token = await authorize(emu)
+    refreshed = await oauth.refresh(refresh_token)
+    assert refreshed.expires_in == 15

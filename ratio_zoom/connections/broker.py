@@ -1,11 +1,17 @@
 """The token broker: the one way activities get a Zoom access token and make a Zoom call.
 
-- Refreshes ahead of expiry (5 minutes by default). Zoom rotates refresh tokens, so two processes
-  refreshing at once would kill each other's grant: refreshes of one workspace are serialised across
-  processes and machines by a row lock (PostgreSQL `SELECT ... FOR UPDATE`; SQLite `BEGIN IMMEDIATE`),
-  the row is re-read inside the lock, and the new pair is committed before anyone uses it. Inside one
-  process an asyncio lock per workspace keeps the other coroutines off the database while one refreshes.
+- Refreshes ahead of expiry, by a margin read from the token's own lifetime: the smaller of 5 minutes and
+  half of what `expires_in` granted. A fixed 5-minute margin would make a short-lived token (a 15 s grant)
+  stale from the instant it is issued, so every lease would refresh three times and give up.
+- Zoom rotates refresh tokens, so two processes refreshing at once would kill each other's grant:
+  refreshes of one workspace are serialised across processes and machines by a row lock (PostgreSQL
+  `SELECT ... FOR UPDATE`; SQLite `BEGIN IMMEDIATE`), the row is re-read inside the lock, and the new pair
+  is committed before anyone uses it. Inside one process an asyncio lock per workspace keeps the other
+  coroutines off the database while one refreshes.
 - A 401/124 triggers one refresh and one retry of the call.
+- Pacing: with a `pace=` endpoint, each attempt first waits for its slot in the shared Zoom limiter
+  (connections/limiter.py) *before* it takes the lease, so a paced wait never holds a database connection
+  or the row lock that disconnect waits for; a 429 is reported to the limiter after the lease is released.
 - `invalid_grant` turns the connection into `needs_reconnect` (audited); callers then park.
 - On PostgreSQL each call runs while holding `FOR SHARE` on the connection row, and disconnect takes
   `FOR UPDATE` before deleting the tokens: so once a disconnect returns, no call is in flight and none can
@@ -27,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from ratio_zoom.connections.errors import Detached, NeedsReconnect, NotConnected, RefreshUnavailable
+from ratio_zoom.connections.limiter import ZoomLimiter
 from ratio_zoom.connections.repository import (
     USER_HASH_PURPOSE,
     as_utc,
@@ -40,11 +47,19 @@ from ratio_zoom.storage import audit
 from ratio_zoom.storage.db import Database
 from ratio_zoom.storage.models import ZoomConnection
 from ratio_zoom.storage.vault import Vault
-from ratio_zoom.zoom.errors import AccessTokenInvalid, InvalidGrant, OAuthError, OAuthServerError, ZoomTransportError
+from ratio_zoom.zoom.errors import (
+    AccessTokenInvalid,
+    InvalidGrant,
+    OAuthError,
+    OAuthServerError,
+    RateLimited,
+    ZoomTransportError,
+)
 from ratio_zoom.zoom.oauth import ZoomOAuth
 
 T = TypeVar("T")
 REFRESH_MARGIN = timedelta(minutes=5)
+PACING_PURPOSE = "zoom-pacing"
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,7 @@ class TokenBroker:
         clock: Callable[[], datetime] = utcnow,
         on_refresh: Callable[[str], None] | None = None,
         outbox: Outbox | None = None,
+        limiter: ZoomLimiter | None = None,
     ) -> None:
         self._outbox = outbox or Outbox(enabled=False)
         self._db = db
@@ -89,20 +105,39 @@ class TokenBroker:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._hold_share_lock = not db.is_sqlite
         self._on_refresh = on_refresh
+        self._limiter = limiter
         self.stats = BrokerStats()
 
-    async def call(self, workspace_id: str, fn: Callable[[Lease], Awaitable[T]]) -> T:
-        """Run `fn` with a valid token; on 401/124 refresh once and run it once more."""
+    async def call(self, workspace_id: str, fn: Callable[[Lease], Awaitable[T]], *, pace: str | None = None) -> T:
+        """Run `fn` with a valid token; on 401/124 refresh once and run it once more.
+
+        `pace`: the Zoom endpoint `fn` calls (one request per call when paced): each attempt waits for its
+        slot in the shared limiter first, and a 429 is reported back to it."""
         stale: int | None = None
+        key = self.pace_key(workspace_id) if pace is not None and self._limiter is not None else None
         for attempt in (1, 2):
-            async with self.lease(workspace_id, stale_generation=stale) as lease:
-                try:
-                    return await fn(lease)
-                except AccessTokenInvalid:
-                    if attempt == 2:
-                        raise
-                    stale = lease.generation
+            if key is not None:
+                assert self._limiter is not None and pace is not None
+                await self._limiter.acquire(key, pace)
+            try:
+                async with self.lease(workspace_id, stale_generation=stale) as lease:
+                    try:
+                        return await fn(lease)
+                    except AccessTokenInvalid:
+                        if attempt == 2:
+                            raise
+                        stale = lease.generation
+            except RateLimited as answer:
+                if key is not None and answer.status == 429:
+                    assert self._limiter is not None
+                    await self._limiter.rate_limited(key, pace or answer.endpoint, answer)
+                raise
         raise AssertionError("unreachable")
+
+    def pace_key(self, workspace_id: str) -> str:
+        """The shared limiter's key for this workspace's Zoom account: a keyed hash, never the ID itself.
+        One workspace holds one Zoom grant, and one Zoom user backs one live grant of the app."""
+        return self._vault.lookup_hash(workspace_id, PACING_PURPOSE)
 
     @asynccontextmanager
     async def lease(self, workspace_id: str, *, stale_generation: int | None = None) -> AsyncIterator[Lease]:
@@ -129,15 +164,23 @@ class TokenBroker:
         """A lease, or the generation that needs refreshing. Raises when the connection is unusable."""
         _raise_if_unusable(row)
         assert row is not None
-        expires_at = as_utc(row.access_token_expires_at)
-        if (stale_generation is not None and row.token_generation == stale_generation) or (
-            expires_at is None or expires_at - self._clock() <= self._margin
-        ):
+        if (stale_generation is not None and row.token_generation == stale_generation) or not self._fresh(row):
             return row.token_generation
         secrets = read_secrets(self._vault, row)
         assert secrets.access_token is not None and secrets.zoom_user_id is not None
         return Lease(workspace_id=row.workspace_id, token=secrets.access_token, generation=row.token_generation,
                      owner_hashes=tuple(self._vault.lookup_hashes(secrets.zoom_user_id, USER_HASH_PURPOSE)))
+
+    def margin_for(self, row: ZoomConnection) -> timedelta:
+        """How long before expiry a token counts as stale: the configured margin, capped at half its life."""
+        issued, expires = as_utc(row.access_token_issued_at), as_utc(row.access_token_expires_at)
+        if issued is None or expires is None:
+            return self._margin  # stored before its issue time was kept (Zoom's tokens live an hour)
+        return min(self._margin, max(expires - issued, timedelta(0)) / 2)
+
+    def _fresh(self, row: ZoomConnection) -> bool:
+        expires_at = as_utc(row.access_token_expires_at)
+        return expires_at is not None and expires_at - self._clock() > self.margin_for(row)
 
     async def refresh(self, workspace_id: str, *, seen_generation: int) -> None:
         """Refresh unless someone else already did since `seen_generation`."""
@@ -150,9 +193,7 @@ class TokenBroker:
                 _raise_if_unusable(row)
                 assert row is not None
                 generation = row.token_generation
-                expires_at = as_utc(row.access_token_expires_at)
-                fresh = expires_at is not None and expires_at - self._clock() > self._margin
-                if row.token_generation != seen_generation and fresh:
+                if row.token_generation != seen_generation and self._fresh(row):
                     return  # another process refreshed while we waited for the lock
                 secrets = read_secrets(self._vault, row)
                 assert secrets.refresh_token is not None

@@ -63,6 +63,7 @@ def write_tokens(vault: Vault, row: ZoomConnection, access_token: str, refresh_t
     row.access_token_enc = vault.encrypt(access_token, table=TABLE, row_key=row.workspace_id, column="access_token_enc")
     row.refresh_token_enc = vault.encrypt(refresh_token, table=TABLE, row_key=row.workspace_id, column="refresh_token_enc")
     row.access_token_expires_at = now + timedelta(seconds=max(expires_in, 0))
+    row.access_token_issued_at = now  # with the expiry: the token's own lifetime (broker refresh margin)
     row.token_generation = (row.token_generation or 0) + 1
     row.updated_at = now
 
@@ -78,6 +79,7 @@ def purge_secrets(row: ZoomConnection, now: datetime) -> None:
     row.access_token_enc = None
     row.refresh_token_enc = None
     row.access_token_expires_at = None
+    row.access_token_issued_at = None
     row.zoom_user_id_enc = None
     row.zoom_email_enc = None
     row.zoom_user_id_hash = None

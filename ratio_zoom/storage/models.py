@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     Index,
     Integer,
     String,
@@ -38,6 +39,9 @@ class ZoomConnection(Base):
     access_token_enc: Mapped[str | None] = mapped_column(Text)
     refresh_token_enc: Mapped[str | None] = mapped_column(Text)
     access_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the current access token was issued: with the expiry it gives the token's own lifetime, from which
+    # the broker derives its refresh margin (migration 0002; NULL for tokens stored before it).
+    access_token_issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Bumped by every successful refresh: lets a waiter see that someone else refreshed meanwhile.
     token_generation: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     scopes: Mapped[str] = mapped_column(Text, nullable=False, default="")
@@ -207,6 +211,35 @@ class CoreAppEventRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+class ZoomRateBucket(Base):
+    """The pace of one (Zoom account key, rate-limit category), shared by every worker process.
+
+    A token bucket of depth one kept as its next free send slot (GCRA): each call books the slot and moves
+    it on by 1/rate, so calls leave evenly spaced whichever process sends them. Times are epoch seconds
+    (float) so that PostgreSQL and SQLite do the same arithmetic. `rate` is the current adaptive rate (at
+    most the plan's), `blocked_until` the Retry-After Zoom last gave anyone sharing the account.
+    See connections/limiter.py."""
+
+    __tablename__ = "zoom_rate_buckets"
+
+    account_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    category: Mapped[str] = mapped_column(String(16), primary_key=True)
+    next_slot_at: Mapped[float] = mapped_column(Float, nullable=False)
+    rate: Mapped[float] = mapped_column(Float, nullable=False)
+    rate_updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+    blocked_until: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class ZoomDailyUsage(Base):
+    """Meeting create/update requests sent per (Zoom user key, UTC day): Zoom allows 100 per user per day."""
+
+    __tablename__ = "zoom_daily_usage"
+
+    user_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Epoch seconds until which Zoom said the day is spent (its daily 429's Retry-After), 0 when it has not.
+    spent_until: Mapped[float] = mapped_column(Float, nullable=False)
 
 
 __all__ = [
@@ -220,4 +253,6 @@ __all__ = [
     "BotDispatch",
     "EmailOutbox",
     "CoreAppEventRow",
+    "ZoomRateBucket",
+    "ZoomDailyUsage",
 ]

@@ -151,15 +151,25 @@ class ZoomClient:
         self, token: str, *, meeting_type: str = "upcoming", page_size: int = 300
     ) -> AsyncIterator[MeetingSummary]:
         """Every meeting of the host, following `next_page_token` until the last page."""
-        params: dict[str, Any] = {"type": meeting_type, "page_size": page_size}
+        page_token: str | None = None
         while True:
-            response = await self._request("list_meetings", "GET", "/users/me/meetings", token, params=params)
-            page = MeetingPage.model_validate(response.json())
+            page = await self.list_meetings_page(token, meeting_type=meeting_type, page_size=page_size,
+                                                 next_page_token=page_token)
             for meeting in page.meetings:
                 yield meeting
             if not page.next_page_token:
                 return
-            params = {"type": meeting_type, "page_size": page_size, "next_page_token": page.next_page_token}
+            page_token = page.next_page_token
+
+    async def list_meetings_page(
+        self, token: str, *, meeting_type: str = "upcoming", page_size: int = 300, next_page_token: str | None = None
+    ) -> MeetingPage:
+        """One page of the host's meetings (one request, so a caller can pace each page)."""
+        params: dict[str, Any] = {"type": meeting_type, "page_size": page_size}
+        if next_page_token:
+            params["next_page_token"] = next_page_token
+        response = await self._request("list_meetings", "GET", "/users/me/meetings", token, params=params)
+        return MeetingPage.model_validate(response.json())
 
     async def get_on_behalf_token(self, token: str) -> OnBehalfToken:
         response = await self._request(

@@ -71,6 +71,19 @@ class RateLimited(ZoomHTTPError):
         self.category = category
 
 
+class PacedOut(RateLimited):
+    """Our own limiter refused to send (the account's per-second budget is booked further ahead than a call
+    may wait, or the user's daily create/update budget is spent). Nothing reached Zoom. Status 0: not an
+    HTTP answer; it is handled exactly like Zoom's 429 of the same `limit_type`."""
+
+    def __init__(self, endpoint: str, *, retry_after: float, limit_type: Literal["per_second", "daily"],
+                 category: str) -> None:
+        reason = ("the daily create/update budget of this Zoom user is spent" if limit_type == "daily"
+                  else "the Zoom account's per-second budget is booked ahead")
+        super().__init__(0, None, f"paced by ratio-zoom: {reason}", endpoint, retry_after=retry_after,
+                         limit_type=limit_type, category=category)
+
+
 class PermissionProblem(ZoomHTTPError):
     """401/403 other than an expired token, or code 4711 (missing scope): needs a human (reconnect)."""
 

@@ -36,10 +36,9 @@ from starlette.types import Receive, Scope, Send
 from ratio_zoom.emulators.zoom_server import spec
 from ratio_zoom.emulators.zoom_server.state import Code, Grant, Meeting, User, World, iso, next_utc_midnight
 from ratio_zoom.emulators.zoom_server.events import MeetingEventSender, meeting_deleted, meeting_updated, post_signed, snapshot
+from ratio_zoom.zoom import rate_limits
 
-LIGHT = "Light"
-MEDIUM = "Medium"
-CATEGORY = {"create_meeting": MEDIUM}  # everything else we emulate is Light
+PRO = rate_limits.PLAN_RATES["pro"]
 
 
 @dataclass
@@ -51,9 +50,14 @@ class EmulatorConfig:
     # Send meeting.updated / meeting.deleted to webhook_url when a meeting changes (Zoom does so for apps
     # subscribed to the Meetings events, whether the host or an app made the change).
     meeting_events: bool = True
-    light_per_second: int = 30
-    medium_per_second: int = 20
-    daily_create_update_limit: int = 100
+    # Per-account, per-category requests per second (Zoom's Pro plan by default; 0 = unlimited). Every
+    # endpoint is charged to the category Zoom's spec labels it with (zoom/rate_limits.py).
+    light_per_second: int = PRO["light"]
+    medium_per_second: int = PRO["medium"]
+    heavy_per_second: int = PRO["heavy"]
+    daily_create_update_limit: int = rate_limits.DAILY_CREATE_UPDATE_LIMIT
+    # What /oauth/token's `expires_in` says (the token is honoured one second longer, as Zoom's 3599 is).
+    access_token_seconds: int = 3599
     seed: int = 7
 
 
@@ -74,6 +78,16 @@ class Limits:
     medium_per_second: int
     daily: int
     retry_after_format: str = "seconds"  # seconds | date | none
+    heavy_per_second: int = PRO["heavy"]
+
+    def per_second(self, category: str) -> int:
+        return {"light": self.light_per_second, "medium": self.medium_per_second,
+                "heavy": self.heavy_per_second}[category]
+
+    @classmethod
+    def of(cls, config: EmulatorConfig) -> Limits:
+        return cls(config.light_per_second, config.medium_per_second, config.daily_create_update_limit,
+                   heavy_per_second=config.heavy_per_second)
 
 
 @dataclass
@@ -92,8 +106,8 @@ class Emulator:
     def __post_init__(self) -> None:
         self.events = MeetingEventSender(self.config.webhook_url if self.config.meeting_events else None,
                                          self.config.webhook_secret_token)
-        self.limits = Limits(self.config.light_per_second, self.config.medium_per_second,
-                             self.config.daily_create_update_limit)
+        self.limits = Limits.of(self.config)
+        self.world.access_token_seconds = self.config.access_token_seconds
         self.rng = random.Random(self.config.seed)
 
 
@@ -158,15 +172,16 @@ def create_app(config: EmulatorConfig) -> Starlette:
 
     def rate_limited(user: User, operation: str) -> Response | None:
         now = emu.world.clock.now()
-        category = CATEGORY.get(operation, LIGHT)
-        per_second = emu.limits.medium_per_second if category == MEDIUM else emu.limits.light_per_second
+        # One budget per (account, category): the create and the list both spend the account's Medium budget.
+        category = rate_limits.category(operation)
+        per_second = emu.limits.per_second(category)
         window = emu.windows.setdefault((user.account_id, category), deque())
         while window and window[0] <= now - 1.0:
             window.popleft()
         if per_second > 0 and len(window) >= per_second:
             emu.world.count("429:per_second")
             return zoom_error(429, 429, "You have reached the maximum per-second rate limit for this API. Try again later.",
-                              _limit_headers(category, "QPS", per_second, 0, retry_seconds=1))
+                              _limit_headers(category.capitalize(), "QPS", per_second, 0, retry_seconds=1))
         if operation in ("create_meeting", "update_meeting") and emu.limits.daily > 0:
             day = emu.world.clock.utcnow().strftime("%Y-%m-%d")
             used = emu.daily.get((user.id, day), 0)
@@ -443,14 +458,14 @@ def create_app(config: EmulatorConfig) -> Starlette:
                 # Rotation: the old refresh token dies now; the response carries the only copy of the new one.
                 found.refresh_token = f"rt.{secrets.token_urlsafe(32)}"
                 found.access_token = f"at.{secrets.token_urlsafe(32)}"
-                found.access_expires_at = emu.world.clock.now() + 3600
+                found.access_expires_at = emu.world.clock.now() + emu.world.access_token_seconds + 1
                 found.refreshes += 1
                 grant = found
                 emu.world.count("oauth_token:refresh")
             else:
                 return JSONResponse({"reason": "Unsupported grant type", "error": "unsupported_grant_type"}, status_code=400)
             body = {"access_token": grant.access_token, "token_type": "bearer", "refresh_token": grant.refresh_token,
-                    "expires_in": 3599, "scope": grant.scopes}
+                    "expires_in": emu.world.access_token_seconds, "scope": grant.scopes}
         if fault == "lost":
             return LostResponse()
         return JSONResponse(body)
@@ -490,12 +505,12 @@ def create_app(config: EmulatorConfig) -> Starlette:
             refreshes = sum(g.refreshes for g in world.grants)
             return JSONResponse({**world.counters, "token_refreshes": refreshes})
         if action == "reset":
-            emu.world = World()
+            emu.world = World(access_token_seconds=config.access_token_seconds)
             emu.faults.clear()
             emu.windows.clear()
             emu.daily.clear()
             emu.events.delivered.clear()
-            emu.limits = Limits(config.light_per_second, config.medium_per_second, config.daily_create_update_limit)
+            emu.limits = Limits.of(config)
             return JSONResponse({"status": "reset"})
         if action == "clock":
             world.clock.offset += float(body.get("advance_seconds", 0))
@@ -519,8 +534,12 @@ def create_app(config: EmulatorConfig) -> Starlette:
             emu.limits = Limits(int(body.get("light_per_second", emu.limits.light_per_second)),
                                 int(body.get("medium_per_second", emu.limits.medium_per_second)),
                                 int(body.get("daily", emu.limits.daily)),
-                                body.get("retry_after_format", emu.limits.retry_after_format))
-            return JSONResponse(vars(emu.limits))
+                                body.get("retry_after_format", emu.limits.retry_after_format),
+                                heavy_per_second=int(body.get("heavy_per_second", emu.limits.heavy_per_second)))
+            if "access_token_seconds" in body:
+                # Tokens issued from now on (code exchange and refresh) say and live this long.
+                world.access_token_seconds = int(body["access_token_seconds"])
+            return JSONResponse({**vars(emu.limits), "access_token_seconds": world.access_token_seconds})
         if action == "edit-meeting":
             m = world.meetings.get(int(body["id"]))
             if m is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-ACCESS_TOKEN_SECONDS = 3600
+ACCESS_TOKEN_SECONDS = 3599  # what Zoom's token responses say (`expires_in`)
 CODE_SECONDS = 300
 DEFAULT_SCOPES = ("meeting:write:meeting meeting:update:meeting meeting:delete:meeting meeting:read:meeting "
                   "meeting:read:list_meetings user:read:user user:read:token")
@@ -91,6 +91,8 @@ class World:
     next_user: str = "z8yCxjabR7qYD9Yc7ScTLA"
     next_scopes: str = DEFAULT_SCOPES
     deny_next: bool = False
+    # `expires_in` of tokens issued from now on; each is honoured one second longer than it says.
+    access_token_seconds: int = ACCESS_TOKEN_SECONDS
 
     def __post_init__(self) -> None:
         self.add_user(User(id="z8yCxjabR7qYD9Yc7ScTLA", email="host@example.com", account_id="acct-1"))
@@ -107,7 +109,7 @@ class World:
             if grant.user_id == user_id and grant.alive:
                 grant.alive = False
         grant = Grant(user_id=user_id, scopes=scopes, access_token=_token("at"),
-                      access_expires_at=self.clock.now() + ACCESS_TOKEN_SECONDS, refresh_token=_token("rt"))
+                      access_expires_at=self.clock.now() + self.access_token_seconds + 1, refresh_token=_token("rt"))
         self.grants.append(grant)
         return grant
 

@@ -1,7 +1,7 @@
 """core app events: the durable outbox of events POSTed to the core app; meeting-ID look-ups for Zoom's events
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,159 @@
+"""Pacing Zoom end to end: a short-lived token still makes calls go out, a refused create is retried without
+the exactly-once list (an unknown outcome still gets it), and the worker's calls go through the shared limiter."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from ratio_zoom.connections.broker import TokenBroker
+from ratio_zoom.connections.repository import utcnow
+from tests.integration.conftest import Stack, ws
+from tests.integration.test_appointment_lifecycle import booking
+
+
+async def _counter(stack: Stack, key: str) -> int:
+    return int((await stack.emulator.counters()).get(key, 0))
+
+
+async def test_a_15_second_token_is_fresh_when_issued_and_refreshed_once_near_its_end(stack: Stack) -> None:
+    workspace = ws()
+    await stack.emulator.set_limits(access_token_seconds=15)
+    try:
+        await stack.connect_workspace(workspace)
+        services = stack.services
+        refreshes = await _counter(stack, "oauth_token:refresh")
+        # Just issued: the call goes out with the token as it is (no refresh), and so does a booking.
+        me = await services.broker.call(workspace, lambda lease: services.zoom.get_me(lease.token))
+        assert me.email and await _counter(stack, "oauth_token:refresh") == refreshes
+        booked = await stack.appointments.book(booking(workspace))
+        assert booked.conference.status == "ready"
+        assert await _counter(stack, "oauth_token:refresh") == refreshes
+        # 10 s into its 15 s life it is inside its margin (7.5 s, half its life): one refresh, then the call.
+        later = TokenBroker(services.db, services.vault, services.oauth, clock=lambda: utcnow() + timedelta(seconds=10))
+        for _ in range(3):
+            await later.call(workspace, lambda lease: services.zoom.get_me(lease.token))
+        assert later.stats.refreshes == 1 and later.stats.refresh_failures == 0
+        assert await _counter(stack, "oauth_token:refresh") == refreshes + 1
+    finally:
+        await stack.emulator.set_limits(access_token_seconds=3599)
+
+
+@pytest.mark.parametrize(("status", "lists"), [(429, 0), (503, 1)])
+async def test_a_create_retried_after_a_refusal_lists_nothing_after_an_unknown_outcome_lists_once(
+        stack: Stack, status: int, lists: int) -> None:
+    """A 429 proves nothing was created: the retry creates straight away (the list would spend the same
+    Medium budget). A 5xx may hide a created meeting: the retry looks for it first."""
+    workspace = ws()
+    await stack.connect_workspace(workspace)
+    first_call = len(await stack.emulator.calls())  # tests run one at a time: later calls are this test's
+    await stack.emulator.set_faults([{"path": "^/v2/users/me/meetings$", "method": "POST", "kind": "error",
+                                      "status": status, "count": 1}])
+    try:
+        booked = await stack.appointments.book(booking(workspace))
+    finally:
+        await stack.emulator.set_faults([])
+    assert booked.conference.status == "ready"
+    calls = [c["operation"] for c in (await stack.emulator.calls())[first_call:]]
+    assert calls.count("create_meeting") == 2
+    assert calls.count("list_meetings") == lists
+    live = [m for m in await stack.emulator.meetings() if m["id"] == booked.conference.zoom_meeting_id]
+    assert len(live) == 1 and not live[0]["deleted"]
+
+
+async def test_the_worker_paces_its_zoom_calls_through_the_shared_limiter(stack: Stack) -> None:
+    from sqlalchemy import select
+
+    from ratio_zoom.storage.models import ZoomDailyUsage, ZoomRateBucket
+
+    workspace = ws()
+    await stack.connect_workspace(workspace)
+    assert stack.services.limiter is not None  # on by default (ZOOM_RATE_LIMITER)
+    booked = await stack.appointments.book(booking(workspace))
+    assert booked.conference.status == "ready"
+    async with stack.services.db.sessions() as session:
+        buckets = (await session.execute(select(ZoomRateBucket.category))).scalars().all()
+        used = (await session.execute(select(ZoomDailyUsage.used))).scalars().all()
+    assert "medium" in buckets and sum(used) >= 1  # the create booked a Medium slot and a daily count
+
+
+async def test_a_paced_wait_holds_no_database_connection_and_a_429_reaches_the_shared_limiter(stack: Stack) -> None:
+    """The wait for a slot comes before the token lease: on PostgreSQL the lease holds a connection (and the
+    FOR SHARE lock disconnect waits for), so waiting inside it would starve the pool and stall disconnects."""
+    import asyncio
+
+    from ratio_zoom.connections.limiter import LimiterConfig, ZoomLimiter
+    from ratio_zoom.zoom import errors as z
+
+    workspace = ws()
+    await stack.connect_workspace(workspace)
+    services = stack.services
+    held_while_waiting: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        held_while_waiting.append(services.db.engine.pool.checkedout())  # type: ignore[attr-defined]
+        await asyncio.sleep(seconds)
+
+    limiter = ZoomLimiter(services.db, LimiterConfig(per_second={"light": 5.0, "medium": 5.0, "heavy": 5.0},
+                                                     headroom=1.0), sleep=sleep)
+    broker = TokenBroker(services.db, services.vault, services.oauth, limiter=limiter)
+    for _ in range(2):  # the second call waits ~0.2 s for its slot
+        await broker.call(workspace, lambda lease: services.zoom.get_me(lease.token), pace="get_me")
+    assert held_while_waiting and held_while_waiting == [0] * len(held_while_waiting)
+
+    await stack.emulator.set_limits(light_per_second=1)
+    try:
+        with pytest.raises(z.RateLimited):
+            for _ in range(3):
+                await broker.call(workspace, lambda lease: services.zoom.get_me(lease.token), pace="get_me")
+    finally:
+        await stack.emulator.set_limits(light_per_second=30)
+    assert limiter.stats.zoom_429s == 1
+    from sqlalchemy import select
+
+    from ratio_zoom.storage.models import ZoomRateBucket
+
+    async with services.db.sessions() as session:
+        blocked_until = (await session.execute(select(ZoomRateBucket.blocked_until).where(
+            ZoomRateBucket.account_key == broker.pace_key(workspace), ZoomRateBucket.category == "light"))).scalar_one()
+    assert blocked_until > 0  # everyone sharing the account now waits for Zoom's Retry-After
+
+
+async def test_a_create_waiting_for_its_slot_heartbeats_and_succeeds_in_one_attempt(stack: Stack) -> None:
+    """The wait happens inside the activity, which heartbeats all along (every 2 s; Temporal's heartbeat
+    timeout is 10 s), so a paced create costs no retry."""
+    import uuid
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+    from temporalio.testing import ActivityEnvironment
+
+    from activities import schemas as act
+    from activities.meetings import MeetingActivities
+    from ratio_zoom.connections.limiter import ZoomLimiter
+    from ratio_zoom.storage.models import ZoomRateBucket
+
+    workspace = ws()
+    await stack.connect_workspace(workspace)
+    services = stack.services
+    limiter = ZoomLimiter(services.db)
+    broker = TokenBroker(services.db, services.vault, services.oauth, limiter=limiter)
+    key = broker.pace_key(workspace)
+    await limiter.acquire(key, "create_meeting")  # creates the account's Medium row
+    async with services.db.transaction() as session:  # other processes have booked the next 3 s
+        await session.execute(update(ZoomRateBucket).where(ZoomRateBucket.account_key == key,
+                                                           ZoomRateBucket.category == "medium")
+                              .values(next_slot_at=datetime.now(timezone.utc).timestamp() + 3.0))
+    beats: list[object] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+    appointment_id = f"a-{uuid.uuid4().hex[:10]}"
+    start = (datetime.now(timezone.utc) + timedelta(days=3)).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    args = act.CreateMeetingArgs(
+        ctx=act.OpContext(workflow_id=f"appointment-{appointment_id}", run_id="r1", appointment_id=appointment_id,
+                          workspace_id=workspace, op_id=f"appointment-{appointment_id}:op:1"),
+        spec=act.MeetingSpec(topic="Paced", agenda="", start_time=start, duration=30, timezone="UTC"))
+    result = await env.run(MeetingActivities(services.db, broker, services.zoom).create_meeting, args)
+    assert result.outcome == "created" and limiter.stats.waited == 1 and limiter.stats.waited_seconds > 2
+    assert len(beats) >= 2  # the first beat at the start, more while it waited
