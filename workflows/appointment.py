@@ -82,7 +82,9 @@ class _Alarm:
         self._task: asyncio.Task[None] | None = None
 
     def arm(self, at: datetime | None) -> None:
-        if at == self.at:
+        # A deadline that moved *later* keeps the armed timer: it rings early, the loop finds nothing due and
+        # re-arms. Moving a timer costs two history events; most appointments end before it would ring.
+        if at == self.at or (at is None or (self.at is not None and self.at <= at)) and self._task is not None:
             return
         if self._task is not None and not self._task.done():
             self._task.cancel()

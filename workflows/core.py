@@ -1036,8 +1036,11 @@ def is_superseded(s: WorkflowState, cmd: Command, now: datetime) -> bool:
             nxt = next_bot_command(s, now)
             return isinstance(nxt, MoveBot) and nxt != cmd
         return False
-    nxt_email = next_email_command(s, now)
-    return nxt_email is not None and nxt_email.fingerprint != cmd.fingerprint
+    if cmd.kind == "cancellation":
+        return False
+    # What the round carries is no longer what the appointment says (a new time, title or join URL, or the
+    # meeting is being recreated, or the appointment was cancelled): the round is stale, never delivered late.
+    return s.status != "scheduled" or _email_facts(s)[1] != cmd.fingerprint
 
 
 # -- the whole picture -------------------------------------------------------------------------------------------
@@ -1090,7 +1093,9 @@ def next_deadline(s: WorkflowState, now: datetime) -> datetime | None:
     end = end_of_life(s)
     out.append(end if end is not None else now + timedelta(days=7))
     start = validation.parse_rfc3339(s.appointment.start_time)
-    if start is not None and s.zoom_meeting_id is not None and s.pre_start_checked_for != s.appointment.start_time:
+    # The pre-start check's moment whether or not the meeting exists yet: the alarm is then armed once at
+    # booking instead of being moved when the create completes (two history events saved per lifecycle).
+    if start is not None and wants_meeting(s) and s.pre_start_checked_for != s.appointment.start_time:
         out.append(start - timedelta(minutes=s.policy.pre_start_check_minutes))
     if zoom_work_needed(s) and s.zoom_link in ("waiting", "detached", "daily_limit"):
         until = validation.parse_rfc3339(s.parked_until or "")
