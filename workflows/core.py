@@ -55,7 +55,7 @@ MARKER_RESERVE = 60  # room kept at the end of the agenda for the create marker 
 # appointment's meeting is deleted within a minute of Zoom answering again (not after a 5-minute backoff).
 ZOOM_PARK = timedelta(seconds=30)
 BOT_PARK = timedelta(seconds=30)
-EMAIL_PARK = timedelta(minutes=2)
+EMAIL_PARK = timedelta(minutes=1)
 RATE_LIMIT_FALLBACK = timedelta(seconds=2)  # a 429 without a usable Retry-After
 BOT_EVENTS_KEPT = 200
 TERMINAL_BOT = ("ended", "failed", "cancelled", "none")
@@ -400,7 +400,7 @@ def receive(s: WorkflowState, kind: str, raw: Any, env: Env) -> None:
         request_id = ""
     id_problem = validation.check_request_id(request_id)
     if id_problem is not None:
-        _reject(s, env, kind, request_id if not id_problem.endswith("malformed") else "", id_problem, record=False)
+        _reject(s, env, kind, request_id, id_problem, record=False)
         return
     if request_id in s.requests:
         # Retries by the core app are expected: the first occurrence stands, nothing changes.
