@@ -275,3 +275,19 @@ def test_a_meeting_vanished_in_zoom_is_recreated_and_the_bot_follows_it_without_
                                      spec=create.spec))
     move = core.next_bot_command(s, NOW)
     assert isinstance(move, core.MoveBot) and move.meeting_url.endswith("/43?pwd=y") and move.bot_id == "bot-1"
+
+
+def test_a_cancelled_appointment_whose_create_hit_the_daily_limit_waits_for_midnight_instead_of_spinning() -> None:
+    s = booked(emails=False)
+    create = core.next_zoom_command(s, NOW)
+    assert isinstance(create, core.CreateMeeting)
+    s.create_op_id = "appointment-a1:op:1"  # what the shell records when it starts the create
+    core.decide(s, core.Started(create), env())
+    midnight = "2026-12-03T00:00:00Z"
+    core.decide(s, core.Failed(create, core.Failure(type=act.ERR_DAILY_LIMIT, details=(midnight,))), env())
+    msg(s, "cancel", {"request_id": "c1", "actor": "u"})
+    # The create's outcome is unknown (an earlier attempt may have made the meeting): it is resolved, then
+    # deleted, but only once the quota is back, never in a loop against the exhausted one.
+    assert core.next_zoom_command(s, NOW) is None
+    assert core.next_deadline(s, NOW) == datetime(2026, 12, 3, tzinfo=timezone.utc)
+    assert isinstance(core.next_zoom_command(s, datetime(2026, 12, 3, tzinfo=timezone.utc)), core.CreateMeeting)

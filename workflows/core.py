@@ -573,8 +573,13 @@ def must_delete(s: WorkflowState) -> bool:
     return s.status == "cancelled" or (s.status == "scheduled" and s.appointment.conference_provider != "zoom")
 
 
+def create_unresolved(s: WorkflowState) -> bool:
+    """A create may have reached Zoom (its outcome is unknown) although the appointment no longer wants it."""
+    return s.zoom_meeting_id is None and s.create_op_id is not None and s.booking_valid and not wants_meeting(s)
+
+
 def zoom_work_needed(s: WorkflowState) -> bool:
-    return wants_meeting(s) or must_delete(s)
+    return wants_meeting(s) or must_delete(s) or create_unresolved(s)
 
 
 def desired_spec(s: WorkflowState) -> act.MeetingSpec:
@@ -662,7 +667,7 @@ def _zoom_step(s: WorkflowState, now: datetime) -> ZoomCommand | None:
         if changes:
             return PatchMeeting(zoom_meeting_id=s.zoom_meeting_id, changes=changes)
         return None
-    if s.zoom_meeting_id is None and s.create_op_id is not None and s.booking_valid:
+    if create_unresolved(s):
         # A create may have reached Zoom before the appointment stopped wanting a meeting: finish it (it adopts
         # the meeting an earlier attempt made, by its marker) so that it can be deleted, never left behind.
         return CreateMeeting(spec=desired_spec(s), reason=s.recreate_reason or "created")
