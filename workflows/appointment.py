@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
 
     from activities import schemas as act
     from ratio_zoom.contract.appointment import (
-        AppointmentInput,
         AppointmentStateView,
         AwaitConference,
         ConferenceResult,
@@ -43,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from ratio_zoom.contract import validation
     from workflows import core
-    from workflows.state import WorkflowState
 
 # Bounded retry chains: when one is exhausted the core parks the lane with a reason (needs attention) and
 # tries again after a short park, on the next message, or when the dependency answers again. A 429 is not
@@ -488,4 +486,4 @@ def _failure_of(err: BaseException) -> core.Failure:
     return core.Failure(type="unknown", message=str(cause or err)[:200])
 
 
-__all__ = ["AppointmentWorkflow", "SEARCH_ATTRIBUTE_KEYS", "TypedSearchAttributes", "AppointmentInput", "WorkflowState"]
+__all__ = ["AppointmentWorkflow", "SEARCH_ATTRIBUTE_KEYS", "TypedSearchAttributes"]
