@@ -141,8 +141,30 @@ def test_a_429_waits_out_retry_after_without_counting_as_a_failure() -> None:
     core.decide(s, core.Started(cmd), env())
     decision = core.decide(s, core.Failed(cmd, core.Failure(type=act.ERR_RATE_LIMITED, retry_after=timedelta(seconds=7))), env())
     assert s.zoom_lane.failures == 0 and s.zoom_lane.attention is None and decision.metrics == []
-    assert core.next_zoom_command(s, NOW + timedelta(seconds=6)) is None
-    assert core.next_zoom_command(s, NOW + timedelta(seconds=7)) == cmd  # a fresh chain, attempt 1
+    assert core.next_zoom_command(s, NOW + timedelta(seconds=6)) is None  # Retry-After, never earlier
+    assert core.next_zoom_command(s, NOW + timedelta(seconds=11)) == cmd  # a fresh chain, attempt 1 (<= 50% spread)
+
+
+def test_429s_without_retry_after_back_off_and_reset_on_success() -> None:
+    s = booked(emails=False)
+    cmd = core.next_zoom_command(s, NOW)
+    assert cmd is not None
+    waits = []
+    now = NOW
+    for _ in range(8):
+        core.decide(s, core.Started(cmd), env(now))
+        core.decide(s, core.Failed(cmd, core.Failure(type=act.ERR_RATE_LIMITED)), env(now))
+        until = validation.parse_rfc3339(s.zoom_lane.parked_until or "")
+        assert until is not None
+        waits.append((until - now).total_seconds())
+        now = until
+    assert waits[0] < waits[2] < waits[4] and max(waits) <= 90  # doubling from 2 s, capped at a minute (+ spread)
+    assert s.zoom_lane.failures == 0  # 429s are not failures: a later 5xx chain starts from attempt 1
+    created_at = now
+    core.decide(s, core.Started(cmd), env(created_at))
+    core.decide(s, core.Succeeded(cmd, act.MeetingResult(outcome="created", zoom_meeting_id=1, join_url="https://zoom.example/j/1",
+                                                          spec=cmd.spec)), env(created_at))  # type: ignore[union-attr]
+    assert s.zoom_lane.rate_limited == 0
 
 
 def test_an_exhausted_zoom_chain_escalates_once_and_recovers_promptly() -> None:

@@ -56,7 +56,8 @@ MARKER_RESERVE = 60  # room kept at the end of the agenda for the create marker 
 ZOOM_PARK = timedelta(seconds=30)
 BOT_PARK = timedelta(seconds=30)
 EMAIL_PARK = timedelta(minutes=1)
-RATE_LIMIT_FALLBACK = timedelta(seconds=2)  # a 429 without a usable Retry-After
+RATE_LIMIT_FALLBACK = timedelta(seconds=2)  # a first 429 without a usable Retry-After; doubles up to a minute
+RATE_LIMIT_MAX = timedelta(seconds=60)
 BOT_EVENTS_KEPT = 200
 TERMINAL_BOT = ("ended", "failed", "cancelled", "none")
 
@@ -769,7 +770,7 @@ def _zoom_failed(s: WorkflowState, cmd: ZoomCommand, failure: Failure, env: Env)
     if failure.type == act.ERR_RATE_LIMITED:
         # Wait out Retry-After on a durable timer, then start a fresh retry chain: a 429 never raises the
         # attempt count that sets the backoff of a later 5xx.
-        s.zoom_lane.parked_until = utc_z(now + (failure.retry_after or RATE_LIMIT_FALLBACK))
+        s.zoom_lane.parked_until = utc_z(now + rate_limit_wait(s, s.zoom_lane, failure))
         return []
     if failure.type in PARK_REASONS:
         link, reason = PARK_REASONS[failure.type]
@@ -823,10 +824,22 @@ def _escalate(s: WorkflowState, lane: LaneState, env: Env, name: str, park: time
     return []
 
 
+def rate_limit_wait(s: WorkflowState, lane: LaneState, failure: Failure) -> timedelta:
+    """How long a lane waits after a 429: Retry-After when given, else a backoff that doubles with each
+    consecutive 429 (up to a minute). Plus a deterministic spread of up to 50% (a hash, not randomness, so
+    replay decides the same), so that a burst of appointments told the same thing does not return at once:
+    Zoom's per-second limits are shared by every app of the account."""
+    lane.rate_limited += 1
+    base = failure.retry_after or min(RATE_LIMIT_FALLBACK * 2 ** (lane.rate_limited - 1), RATE_LIMIT_MAX)
+    spread = int(hashlib.sha256(f"{s.appointment.appointment_id}:{lane.rate_limited}".encode()).hexdigest()[:4], 16)
+    return base * (1 + (spread % 50) / 100)
+
+
 def _lane_healthy(s: WorkflowState, lane: LaneState, env: Env, name: str) -> None:
     if lane.attention is not None:
         _audit(s, env, "lane.recovered", f"recovered:{name}:{s.op_seq}", {"lane": name, "after_failures": lane.failures})
     lane.failures = 0
+    lane.rate_limited = 0
     lane.attention = None
     lane.parked_until = None
 
@@ -914,7 +927,7 @@ def _generation(key: str | None) -> int:
 def _bot_failed(s: WorkflowState, cmd: BotCommand, failure: Failure, env: Env) -> list[tuple[str, dict[str, str]]]:
     s.recording_bot.note = f"recording bot provider problem: {failure.message or failure.type}"[:300]
     if failure.type == "BotRateLimited":
-        s.bot_lane.parked_until = utc_z(env.now + (failure.retry_after or RATE_LIMIT_FALLBACK))
+        s.bot_lane.parked_until = utc_z(env.now + rate_limit_wait(s, s.bot_lane, failure))
         return []
     return _escalate(s, s.bot_lane, env, "bot", BOT_PARK,
                      f"the recording-bot provider failed ({failure.message or failure.type}); retrying every "

@@ -47,6 +47,7 @@ class LaneState(BaseModel):
     failures: int = 0  # consecutive exhausted retry chains
     parked_until: str | None = None  # RFC 3339 (UTC Z): do not start the lane's next step before this
     attention: str | None = None  # why the lane needs attention, in plain words; None when healthy
+    rate_limited: int = 0  # consecutive 429s: sets the wait when Retry-After is missing (kept apart from failures)
 
 
 class WorkflowState(BaseModel):
