@@ -200,16 +200,26 @@ class BotActivities:
     async def cancel_bot(self, args: act.CancelBotArgs) -> act.BotResult:
         async with keep_alive():
             try:
-                record = await self._provider.cancel(args.bot_id)
+                if args.bot_id is None:
+                    # A schedule superseded mid-flight: whatever it created carries the dispatch key.
+                    found = await self._provider.find_by_dispatch_key(args.dispatch_key or "")
+                    bot_ids = [b.bot_id for b in found if b.status not in TERMINAL]
+                else:
+                    bot_ids = [args.bot_id]
+                records = [await self._provider.cancel(bot_id) for bot_id in bot_ids]
             except BotError as exc:
                 raise _as_application_error(exc) from None
-        if record.status not in TERMINAL:
-            # Retry until the provider confirms the bot is gone or has left.
-            raise ApplicationError(f"bot still {record.status}", type="BotNotYetRemoved")
-        await self._mark_dispatch(args.bot_id, record.status)
-        await self._audit(args.ctx, "bot.removed", f"bot:{args.bot_id}:removed",
-                          {"bot_id": args.bot_id, "reason": args.reason})
-        return act.BotResult(outcome="removed", bot_id=args.bot_id, status=record.status, sub_code=record.sub_code)
+        for record in records:
+            if record.status not in TERMINAL:
+                # Retry until the provider confirms the bot is gone or has left.
+                raise ApplicationError(f"bot still {record.status}", type="BotNotYetRemoved")
+        for record in records:
+            await self._mark_dispatch(record.bot_id, record.status)
+            await self._audit(args.ctx, "bot.removed", f"bot:{record.bot_id}:removed",
+                              {"bot_id": record.bot_id, "reason": args.reason})
+        last = records[-1] if records else None
+        return act.BotResult(outcome="removed", bot_id=args.bot_id or (last.bot_id if last else None),
+                             status=last.status if last else "cancelled", sub_code=last.sub_code if last else None)
 
     async def _mark_dispatch(self, bot_id: str, status: str) -> None:
         """Record that the bot is gone: the OBF endpoint mints tokens only for a live dispatch."""

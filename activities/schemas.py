@@ -221,5 +221,7 @@ class MoveBotArgs(_Model):
 
 class CancelBotArgs(_Model):
     ctx: OpContext
-    bot_id: str
+    bot_id: str | None  # None: remove every live bot the provider holds under dispatch_key
     reason: str
+    # Set when a schedule was cancelled mid-flight: it may or may not have reached the provider.
+    dispatch_key: str | None = None

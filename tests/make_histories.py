@@ -40,6 +40,9 @@ async def main() -> None:
         h = await env.client.start_workflow(AppointmentWorkflow.run, b, id=f"appointment-{b.appointment_id}", task_queue=tq)
         await h.execute_update("await_conference", {"timeout_seconds": 30}, result_type=dict)
         await h.signal("reschedule", Reschedule(request_id="r1", start_time=(now + timedelta(days=4)).isoformat(), duration_minutes=50))
+        # One step at a time: the time-skipping test server refuses the cancel of an activity it has already
+        # completed (ACTIVITY_UNKNOWN), which a superseded PATCH racing its own completion can ask for.
+        await h.execute_update("await_conference", {"after_request_id": "r1", "timeout_seconds": 30}, result_type=dict)
         await h.signal("update_details", UpdateDetails(request_id="u1", title="Renamed"))
         await h.signal("consent", Consent(request_id="k1", granted=True, actor="client", subject="c@example.com",
                                           channel="web", consent_text_version="v1", occurred_at=now.isoformat()))

@@ -12,6 +12,10 @@ from activities.schemas import AuditNote, ConsentLogEntry, MeetingSpec, Policy
 from ratio_zoom.contract.appointment import AppointmentView, ConsentView, RecordingBotView, RejectedRequest
 
 MAX_REJECTIONS_KEPT = 50
+# Request-ID memory (dedupe across continue-as-new) is bounded: the guarantee is that a retry of any of the
+# last REQUEST_MEMORY messages this appointment received is recognised as a duplicate. The core app retries
+# within seconds to minutes; an appointment that receives over a thousand messages is itself a bug upstream.
+REQUEST_MEMORY = 1000
 
 
 class RequestRecord(BaseModel):
@@ -29,6 +33,21 @@ class QueuedRequest(BaseModel):
     request_id: str
     kind: str
     payload: dict
+
+
+class LaneState(BaseModel):
+    """Retry bookkeeping of one lane (Zoom meeting, recording bot, attendee emails).
+
+    Each lane runs bounded activity retry chains. When a chain is exhausted the lane parks until
+    `parked_until` with a plain-words `attention` reason (shown in `state`), and tries again after it, on the
+    next relevant message, or when the dependency answers again. A 429 parks the lane for Retry-After without
+    counting as a failure, so it never lengthens the backoff of a later 5xx."""
+
+    model_config = ConfigDict(extra="ignore")
+    failures: int = 0  # consecutive exhausted retry chains
+    parked_until: str | None = None  # RFC 3339 (UTC Z): do not start the lane's next step before this
+    attention: str | None = None  # why the lane needs attention, in plain words; None when healthy
+    rate_limited: int = 0  # consecutive 429s: sets the wait when Retry-After is missing (kept apart from failures)
 
 
 class WorkflowState(BaseModel):
@@ -79,6 +98,23 @@ class WorkflowState(BaseModel):
     bot_join_at: str | None = None  # what the live bot was told: start (UTC Z) and meeting
     bot_meeting_id: int | None = None
     bot_events_seen: list[str] = []  # webhook delivery IDs already applied
+
+    bot_unsure_key: str | None = None  # a schedule with this dispatch key may have reached the provider
+    bot_must_replace: bool = False  # the provider refused a move inside its 10-minute window
+
+    # Lanes: each concern retries and parks on its own (workflows/core.py).
+    zoom_lane: LaneState = LaneState()
+    bot_lane: LaneState = LaneState()
+    email_lane: LaneState = LaneState()
+    unsure_fields: list[str] = []
+    # The operation ID of a create whose outcome is not known yet (its retry chain ran out, or it is in flight).
+    # Every later create attempt reuses it, so activities/meetings.py finds and adopts a meeting an earlier
+    # chain created (same marker) instead of creating a second one.
+    create_op_id: str | None = None  # fields of a superseded PATCH that Zoom may or may not have applied
+    loaded: bool = False  # the database record has been read; messages before that wait in `queue`
+    email_done_revision: int = 0  # the revision whose send completed last
+    email_started_fingerprint: str | None = None  # what the revision `email_revision` carries
+    email_confirmed: bool = False  # a confirmation round completed
 
     policy: Policy = Policy()
     restored: bool = False

@@ -1,9 +1,10 @@
 """The contract the core app codes against: workflow input, signals, query and update models.
 
-Names here are public (docs/contract.md publishes their JSON Schemas). Fields are deliberately *loosely*
-typed (strings, defaults) so that any well-formed JSON deserialises: a payload that failed to deserialise
-would fail the workflow task. Meaning is checked by `contract.validation`, and a bad message becomes a
-rejection recorded in `state`, never an exception in the workflow.
+Names here are public (docs/contract.md publishes their JSON Schemas). The workflow accepts *any* JSON at
+the Temporal boundary (its start input, signals and updates are typed `Any` there): a payload that failed to
+deserialise would fail the workflow task or be dropped by the SDK. It then validates the JSON against these
+models itself: a field of the wrong type, or one `contract.validation` refuses, becomes a rejection recorded
+in `state` with the reason, never an exception in the workflow.
 """
 
 from __future__ import annotations
@@ -154,6 +155,9 @@ class AppointmentStateView(_Message):
     last_error: str | None = None
     consent: ConsentView = ConsentView()
     recording_bot: RecordingBotView = RecordingBotView()
+    needs_attention: list[str] = Field(
+        default=[], description="lanes (zoom, recording_bot, emails) whose retries ran out, with the reason; "
+                                "they keep retrying on a timer and on the next message")
 
 
 class ConferenceResult(_Message):

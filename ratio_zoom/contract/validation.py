@@ -1,11 +1,14 @@
 """Pure checks of contract messages. Each returns a reason in plain words, or None when the input is fine.
 
-Deterministic and I/O-free apart from the time zone database, so the workflow calls these inside signal
-handlers (with `workflow.now()`) and the starter calls them before sending, to fail fast client-side.
+Deterministic: time zones come from the pinned `tzdata` package, never the host's tz database, so two
+workers with different operating-system tz data decide the same on replay. The workflow calls these inside
+its decision core (with `workflow.now()`) and the starter calls them before sending, to fail fast client-side.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import re
 import unicodedata
 import zoneinfo
@@ -33,13 +36,25 @@ def parse_rfc3339(text: str) -> datetime | None:
     return value if value.tzinfo is not None and value.utcoffset() is not None else None
 
 
-def check_timezone(name: str | None) -> str | None:
-    if not name or not isinstance(name, str) or len(name) > 64 or ".." in name or name.startswith("/"):
-        return f"unknown time zone {str(name)[:64]!r}"
+_ZONE_NAME = re.compile(r"^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$")
+
+
+@functools.lru_cache(maxsize=512)
+def load_zone(name: str) -> zoneinfo.ZoneInfo | None:
+    """The IANA zone from the pinned `tzdata` package (never the host's tz files), or None if unknown."""
+    if not isinstance(name, str) or len(name) > 64 or not _ZONE_NAME.match(name):
+        return None
+    resource = importlib.resources.files("tzdata.zoneinfo").joinpath(*name.split("/"))
     try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return f"unknown time zone {name[:64]!r}"
+        with resource.open("rb") as handle:
+            return zoneinfo.ZoneInfo.from_file(handle, key=name)
+    except (OSError, ValueError):
+        return None
+
+
+def check_timezone(name: object) -> str | None:
+    if not name or not isinstance(name, str) or load_zone(name) is None:
+        return f"unknown time zone {str(name)[:64]!r}"
     return None
 
 
