@@ -36,6 +36,8 @@ from ratio_zoom.connections.errors import Detached, NeedsReconnect, NotConnected
 from ratio_zoom.connections.repository import load_connection, utcnow
 from ratio_zoom.storage import audit
 from ratio_zoom.storage.db import Database
+from ratio_zoom.events.conference import snapshot
+from ratio_zoom.events.outbox import Outbox, record_conference_change
 from ratio_zoom.storage.models import AppointmentConference
 from ratio_zoom.zoom import errors as z
 from ratio_zoom.zoom.client import ZoomClient
@@ -98,10 +100,12 @@ def _write_body(changes: dict[str, object]) -> MeetingWrite:
 
 
 class MeetingActivities:
-    def __init__(self, db: Database, broker: TokenBroker, zoom: ZoomClient) -> None:
+    def __init__(self, db: Database, broker: TokenBroker, zoom: ZoomClient, outbox: Outbox | None = None) -> None:
         self._db = db
         self._broker = broker
         self._zoom = zoom
+        # Conference events for the core app are written in the transaction that changes the record.
+        self._outbox = outbox or Outbox(enabled=False)
 
     # -- create ---------------------------------------------------------------------------------------------
 
@@ -224,6 +228,7 @@ class MeetingActivities:
         async with self._db.transaction() as session:
             row = await session.get(AppointmentConference, ctx.appointment_id, with_for_update=True)
             assert row is not None  # written by _write_create_intent
+            before = snapshot(row)
             row.zoom_meeting_id = result.zoom_meeting_id
             row.join_url = result.join_url
             row.zoom_owner_hash = owner_hash
@@ -238,6 +243,8 @@ class MeetingActivities:
                          "adopted_after_retry": result.outcome == "adopted",
                          "start_time": result.spec.start_time, "duration": result.spec.duration},
             ))
+            await record_conference_change(self._outbox, session, row=row, before=before,
+                                           event_key=f"{ctx.op_id}:conference")
 
     # -- update ---------------------------------------------------------------------------------------------
 
@@ -298,12 +305,15 @@ class MeetingActivities:
         now = utcnow()
         async with self._db.transaction() as session:
             row = await session.get(AppointmentConference, ctx.appointment_id, with_for_update=True)
+            before = snapshot(row)
             if row is not None and outcome in ("deleted", "already_gone", "owner_changed"):
                 row.status = "deleted"
                 row.deleted_at = now
                 row.updated_at = now
                 if args.reason == "cancelled":
                     row.appointment_status = "cancelled"  # saves the workflow a separate status write
+                await record_conference_change(self._outbox, session, row=row, before=before,
+                                               event_key=f"{ctx.op_id}:conference")
             event = "meeting.deleted" if outcome != "in_progress" else "meeting.delete_refused"
             await audit.append(session, audit.AuditFact(
                 workspace_id=ctx.workspace_id, appointment_id=ctx.appointment_id, event=event, actor=ctx.actor,
@@ -339,8 +349,11 @@ class MeetingActivities:
             async with self._db.transaction() as session:
                 row = await session.get(AppointmentConference, ctx.appointment_id, with_for_update=True)
                 if row is not None and row.join_url != result.join_url:
+                    before = snapshot(row)
                     row.join_url = result.join_url  # the host regenerated it inside Zoom: keep ours correct
                     row.updated_at = utcnow()
+                    await record_conference_change(self._outbox, session, row=row, before=before,
+                                                   event_key=f"{ctx.op_id}:conference")
                     await audit.append(session, audit.AuditFact(
                         workspace_id=ctx.workspace_id, appointment_id=ctx.appointment_id,
                         event="meeting.join_url_changed", actor="system", workflow_id=ctx.workflow_id,

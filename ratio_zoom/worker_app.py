@@ -50,7 +50,7 @@ def event_dispatcher(services: Services, metrics: Metrics | None = None) -> Even
 def build_worker(client: Client, services: Services, *, task_queue: str | None = None,
                  max_concurrent_activities: int = 100) -> Worker:
     settings = services.settings
-    meetings = MeetingActivities(services.db, services.broker, services.zoom)
+    meetings = MeetingActivities(services.db, services.broker, services.zoom, outbox=services.outbox)
     records = RecordActivities(services.db, policy_from(settings), services.outbox)
     activities = [
         meetings.create_meeting, meetings.update_meeting, meetings.delete_meeting, meetings.check_meeting,

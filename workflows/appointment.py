@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         WORKSPACE_ID,
     )
     from ratio_zoom.contract import validation
+    from ratio_zoom.contract.zoom_events import ZOOM_MEETING_CHANGED_SIGNAL
     from workflows import core
 
 # Bounded retry chains: when one is exhausted the core parks the lane with a reason (needs attention) and
@@ -373,6 +374,12 @@ class AppointmentWorkflow:
     @workflow.signal
     def zoom_connection_changed(self, msg: Any = None) -> None:
         self._decide(core.ConnectionChanged(msg))
+
+    @workflow.signal(name=ZOOM_MEETING_CHANGED_SIGNAL)
+    def zoom_meeting_changed(self, event: Any = None) -> None:
+        """Zoom's verified meeting.updated / meeting.deleted, relayed by the API: the core repairs what the
+        host changed inside Zoom (recreate, patch back) and ignores the echoes of our own changes."""
+        self._decide(core.ZoomMeetingChangedReceived(event))
 
     # -- query and update ---------------------------------------------------------------------------------
 

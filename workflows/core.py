@@ -40,6 +40,7 @@ from ratio_zoom.contract.appointment import (
     ZoomConnectionChanged,
 )
 from ratio_zoom.contract.bot_status import BotStatusEvent
+from ratio_zoom.contract.zoom_events import ZoomMeetingChanged
 from workflows.state import (
     MAX_REJECTIONS_KEPT,
     REQUEST_MEMORY,
@@ -215,6 +216,13 @@ class ConnectionChanged:
 
 
 @dataclass(frozen=True)
+class ZoomMeetingChangedReceived:
+    """Zoom reported a change to a meeting (`meeting.updated` / `meeting.deleted`), relayed by the API."""
+
+    raw: Any
+
+
+@dataclass(frozen=True)
 class Started:
     """The shell started `command` (an activity): revisions and generations are taken here."""
 
@@ -245,8 +253,8 @@ class TimerFired:
     pass
 
 
-Event = Union[Booked, MessageReceived, BotStatusReceived, ConnectionChanged, Started, Succeeded, Failed,
-              Superseded, TimerFired]
+Event = Union[Booked, MessageReceived, BotStatusReceived, ConnectionChanged, ZoomMeetingChangedReceived, Started,
+              Succeeded, Failed, Superseded, TimerFired]
 
 
 @dataclass
@@ -267,6 +275,8 @@ def decide(s: WorkflowState, event: Event, env: Env) -> Decision:
         _bot_status(s, event.raw)
     elif isinstance(event, ConnectionChanged):
         _connection_changed(s, event.raw)
+    elif isinstance(event, ZoomMeetingChangedReceived):
+        _zoom_meeting_changed(s, event.raw, env)
     elif isinstance(event, Started):
         _started(s, event.command)
     elif isinstance(event, Succeeded):
@@ -558,6 +568,51 @@ def _connection_changed(s: WorkflowState, raw: Any) -> None:
     s.zoom_lane.parked_until = None
     if msg.status == "disconnected" and s.zoom_meeting_id is not None:
         s.zoom_link = "detached"
+
+
+# Fields of the meeting Ratio owns and repairs when the host changes them inside Zoom. The agenda is not
+# among them: Zoom's copy carries our create marker, so comparing it would "repair" our own writes.
+REPAIRED_FIELDS = ("topic", "start_time", "duration", "timezone")
+
+
+def _zoom_meeting_changed(s: WorkflowState, raw: Any, env: Env) -> None:
+    """Ratio is the source of truth: a meeting the host deleted is recreated, one moved or retitled is patched
+    back. Only changes that differ from what the appointment wants count, so the events our own PATCHes and
+    creates cause change nothing (no repair loop), and an event for an older meeting is ignored."""
+    try:
+        msg = ZoomMeetingChanged.model_validate(raw)
+    except ValidationError:
+        return  # the API relays only verified, parsed events; anything else is not Zoom's
+    if s.zoom_meeting_id is None or msg.meeting_id != s.zoom_meeting_id or not wants_meeting(s):
+        return  # an older meeting, or one the appointment no longer wants (the delete path owns it)
+    if msg.event == "meeting.deleted":
+        _audit(s, env, "meeting.deleted_in_zoom", f"zoom-deleted:{msg.meeting_id}",
+               {"zoom_meeting_id": msg.meeting_id, "by": msg.operator})
+        _forget_meeting(s, "recreated")  # the Zoom lane creates a new meeting; emails and the bot follow the link
+        return
+    if s.synced is None:
+        return  # a check of the meeting is owed anyway and reads what Zoom holds
+    want = desired_spec(s).model_dump()
+    reported: dict[str, object] = {}
+    for name in REPAIRED_FIELDS:
+        if name not in msg.changed:
+            continue
+        value = msg.changed[name]
+        if name == "start_time":
+            parsed = validation.parse_rfc3339(value) if isinstance(value, str) else None
+            if parsed is None:
+                continue
+            value = utc_z(parsed)
+        reported[name] = value
+    changed_by_host = sorted(name for name, value in reported.items() if value != want.get(name))
+    if reported:
+        # What Zoom holds now: where it differs from what the appointment wants, the Zoom lane patches it back.
+        s.synced = s.synced.model_copy(update=reported)
+    queued = {note.dedupe_key for note in s.outbox_audit}
+    if changed_by_host and f"{env.workflow_id}:zoom-changed:{msg.delivery_id}" not in queued:
+        # (A redelivery after the row was written is dropped by the audit trail's dedupe key.)
+        _audit(s, env, "meeting.changed_in_zoom", f"zoom-changed:{msg.delivery_id}",
+               {"zoom_meeting_id": msg.meeting_id, "fields": changed_by_host, "by": msg.operator})
 
 
 # -- what the appointment wants ----------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ This is what the core app (in any language) codes against. It is generated from 
 | task queue | the `TEMPORAL_TASK_QUEUE` setting (default `zoom-meetings`) |
 | search attributes | `AppointmentId`, `WorkspaceId`, `ConferenceStatus` (Keyword), `AppointmentStart` (Datetime) |
 | signals | `reschedule`, `cancel`, `update_details`, `consent` (fire-and-forget; accepted while no worker runs) |
+| service signals | `bot_status`, `zoom_connection_changed`, `zoom_meeting_changed` (sent by ratio-zoom's API, not by the core app) |
 | query | `state` |
 | update | `await_conference` (use it with update-with-start to book and get the join URL in one round trip) |
 
@@ -73,9 +74,10 @@ SECTIONS: list[tuple[str, str, type[BaseModel]]] = [
 
 EVENTS_INTRO = """## Events to the core app
 
-When `CORE_APP_WEBHOOK_URL` is set, ratio-zoom POSTs an event there whenever a workspace's Zoom connection
-changes (`connection.*`). The `conference.*` types are defined and delivered the same way, but the
-appointment workflow does not emit them yet (issue 16). Each POST is one `CoreAppEvent` (JSON), signed in the
+When `CORE_APP_WEBHOOK_URL` is set, ratio-zoom POSTs an event there whenever an appointment's conference
+changes as Ratio's record sees it (`conference.*`: ready, a new join URL, waiting for Zoom with the reason,
+needs attention, detached, deleted) and whenever a workspace's Zoom connection changes (`connection.*`).
+Events are written in the same database transaction as the change they announce. Each POST is one `CoreAppEvent` (JSON), signed in the
 [Standard Webhooks](https://www.standardwebhooks.com/) format with `CORE_APP_WEBHOOK_SECRET` (`whsec_...`):
 headers `webhook-id` (= the event's `id`), `webhook-timestamp`, `webhook-signature` (`v1,<base64 HMAC-SHA256
 of "{id}.{timestamp}.{body}">`). `starter/webhooks.py` verifies them; `starter/example_receiver.py` is a

@@ -540,15 +540,18 @@ class ChaosStack:
 
 @asynccontextmanager
 async def chaos_stack(database_url: str, data_dir: Path, *, workers: int = 2,
-                      zoom_config: EmulatorConfig | None = None) -> AsyncIterator[ChaosStack]:
+                      zoom_config: EmulatorConfig | None = None, zoom_events: bool = False) -> AsyncIterator[ChaosStack]:
+    """`zoom_events`: the emulator sends Zoom's signed meeting events to the API process, as Zoom does."""
     async with AsyncExitStack() as stack:
         server = TemporalServer(data_dir)
         await server.start()
         stack.callback(server.stop)
-        zoom = await stack.enter_async_context(running_zoom_emulator(zoom_config or EmulatorConfig(
-            client_id="test-client-id", client_secret="test-client-secret",
-            webhook_secret_token="test-webhook-secret")))
         api_port = free_port()
+        config = zoom_config or EmulatorConfig(client_id="test-client-id", client_secret="test-client-secret",
+                                               webhook_secret_token="test-webhook-secret")
+        if zoom_events:
+            config.webhook_url = f"http://127.0.0.1:{api_port}/v1/webhooks/zoom"
+        zoom = await stack.enter_async_context(running_zoom_emulator(config))
         recall_base = stack.enter_context(serving(recall_app(BotEmulatorConfig(
             api_key=RECALL_KEY, webhook_secret=RECALL_SECRET,
             webhook_url=f"http://127.0.0.1:{api_port}/v1/webhooks/recording-bot")), free_port(), name="recall"))

@@ -20,6 +20,7 @@ import os
 import random
 import subprocess
 from collections.abc import Awaitable, Callable
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,7 +32,7 @@ from sqlalchemy import update
 from ratio_zoom.emulators.zoom_server.app import EmulatorConfig
 from ratio_zoom.storage.models import ZoomConnection
 from tests.chaos.conftest import REPORT_LINES
-from tests.chaos.harness import ChaosStack, Report, Traffic, chaos_stack
+from tests.chaos.harness import ChaosStack, Report, Traffic, chaos_stack, live_meetings
 
 OVERRIDE_APPOINTMENTS = os.environ.get("RATIO_ZOOM_CHAOS_APPOINTMENTS")
 OVERRIDE_KILLS = os.environ.get("RATIO_ZOOM_CHAOS_KILLS")
@@ -68,6 +69,7 @@ class Scenario:
     at_third: tuple[Hook, Hook] | None = None  # at 1/3 and 2/3 of the traffic
     after: Hook | None = None  # after the traffic, before judging
     redeliveries_allowed: bool = False  # see ChaosStack.check
+    zoom_events: bool = False  # the emulator sends meeting events to the API (see chaos_stack)
 
 
 # -- fault injectors --------------------------------------------------------------------------------------------
@@ -193,6 +195,29 @@ async def deauthorize_second(run: Run) -> None:
     await _cut(run, workspace, webhook, "deauthorizations")
 
 
+async def _host_edits(run: Run, count: int, edit: Callable[[dict[str, Any]], Awaitable[None]], fault: str) -> None:
+    """The host, inside Zoom, on `count` live meetings of appointments that are not cancelled."""
+    wanted = {a for a, e in run.traffic.expected.items() if not e.cancelled}
+    by_appointment = live_meetings(await run.stack.zoom.meetings())
+    owned = [ms[0] for a, ms in sorted(by_appointment.items()) if a in wanted and len(ms) == 1]
+    for meeting in run.rng.sample(owned, min(count, len(owned))):
+        await edit(meeting)
+        run.report.add(fault)
+
+
+async def host_deletes(run: Run) -> None:
+    await _host_edits(run, 6, lambda m: run.stack.zoom.delete_meeting_in_zoom(m["id"]), "host_deletions")
+
+
+async def host_moves(run: Run) -> None:
+    async def move(meeting: dict[str, Any]) -> None:
+        start = datetime.fromisoformat(meeting["start_time"].replace("Z", "+00:00")) + timedelta(hours=5)
+        await run.stack.zoom.edit_meeting_in_zoom(meeting["id"], topic="Renamed by the host",
+                                                  start_time=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    await _host_edits(run, 6, move, "host_moves")
+
+
 SCENARIOS = [
     Scenario("worker_kills", appointments=200, kills=24, redeliveries_allowed=True),
     Scenario("zoom_faults", before=zoom_faults_on, at_third=(retry_after_as_date, retry_after_missing),
@@ -203,6 +228,9 @@ SCENARIOS = [
     Scenario("postgres_restart", at_third=(restart_postgres, restart_postgres)),
     Scenario("temporal_restart", at_third=(restart_temporal, restart_temporal), redeliveries_allowed=True),
     Scenario("disconnect_and_deauthorization", workspaces=3, at_third=(disconnect_first, deauthorize_second)),
+    # Ratio is the source of truth: meetings the host deletes or moves inside Zoom are recreated or patched
+    # back (Zoom's meeting events reach the API), and every invariant still holds at the end.
+    Scenario("host_changes", zoom_events=True, at_third=(host_deletes, host_moves)),
 ]
 
 
@@ -239,7 +267,7 @@ async def test_chaos(scenario: Scenario, fresh_pg_url: str, tmp_path: Path) -> N
     rng = random.Random(f"{scenario.name}-20261202")
     zoom_config = EmulatorConfig(client_id="test-client-id", client_secret="test-client-secret",
                                  webhook_secret_token="test-webhook-secret", **scenario.zoom_config)  # type: ignore[arg-type]
-    async with chaos_stack(fresh_pg_url, tmp_path, zoom_config=zoom_config) as stack:
+    async with chaos_stack(fresh_pg_url, tmp_path, zoom_config=zoom_config, zoom_events=scenario.zoom_events) as stack:
         count = max(scenario.workspaces, -(-appointments // scenario.per_workspace) if scenario.per_workspace else 1)
         workspaces = {f"chaos-{scenario.name[:12]}-{i:02d}": f"zoom-user-{i:02d}" for i in range(count)}
         for workspace, user in workspaces.items():
