@@ -178,6 +178,22 @@ class AppointmentMachine(RuleBasedStateMachine):
         for meeting in self.zoom_live:
             self.zoom_live[meeting] = False
 
+    @rule()
+    def host_deletes_and_zoom_says_so(self) -> None:
+        """The host deletes the meeting inside Zoom and Zoom's meeting.deleted reaches the workflow."""
+        for meeting in [m for m, alive in self.zoom_live.items() if alive]:
+            self.zoom_live[meeting] = False
+            self.decide(core.ZoomMeetingChangedReceived({"delivery_id": f"del-{meeting}", "event": "meeting.deleted",
+                                                         "meeting_id": meeting, "operator": "host"}))
+
+    @rule(duration=st.integers(min_value=5, max_value=240))
+    def host_moves_and_zoom_says_so(self, duration: int) -> None:
+        """The host changes the meeting inside Zoom; meeting.updated reaches the workflow (perhaps an echo)."""
+        for meeting in [m for m, alive in self.zoom_live.items() if alive]:
+            self.decide(core.ZoomMeetingChangedReceived({"delivery_id": f"upd-{meeting}-{duration}",
+                                                         "event": "meeting.updated", "meeting_id": meeting,
+                                                         "changed": {"duration": duration}, "operator": "host"}))
+
     # -- the outside world ----------------------------------------------------------------------------------
 
     def _world(self, c: core.Command) -> Any:
