@@ -13,6 +13,12 @@ no encoded attributes. Every payload that legitimately reaches `decode` was ther
 holding the keys. The one exception is a history written *before* encryption was turned on: its plaintext
 inputs are refused too, so turn encryption on before the first workflow starts (or let those finish first).
 
+One payload is written by the Temporal *server* itself and so is never encrypted: when a workflow cancels an
+activity that has not started yet (it waits for a retry), the server records the cancellation with the
+details `"ACTIVITY_ID_NOT_STARTED"` (`json/plain`). It is let through as is: a fixed string carries nothing
+(as a forged signal it would be a wrong-typed message, rejected in `state`), and refusing it would fail
+every workflow that cancels such an activity (the lanes do, whenever newer work supersedes a retrying step).
+
 Refusing must not raise inside the worker: a decode error fails the whole workflow activation, and the
 workflow task would then retry forever (a plaintext signal would wedge the appointment). So a refused payload
 is replaced by an empty one marked `binary/plaintext-refused`, which no converter accepts: the SDK drops
@@ -40,6 +46,10 @@ class PayloadDecryptionError(ValueError):
     """A payload names an unknown key ID or failed authentication."""
 
 
+# Plaintext payloads the Temporal server writes on its own (see the module docstring), by (encoding, data).
+SERVER_WRITTEN = frozenset({(b"json/plain", b'"ACTIVITY_ID_NOT_STARTED"')})
+
+
 def refused_plaintext() -> Payload:
     """What an unencrypted payload decodes to: no data (its content is never read), a marker encoding."""
     return Payload(metadata={"encoding": REFUSED_ENCODING})
@@ -59,8 +69,12 @@ class EncryptionCodec(PayloadCodec):
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         out = []
         for payload in payloads:
-            if payload.metadata.get("encoding") != ENCODING:
-                out.append(refused_plaintext())  # see the module docstring: refused, never raised
+            encoding = payload.metadata.get("encoding")
+            if encoding != ENCODING:
+                if (encoding, payload.data) in SERVER_WRITTEN:
+                    out.append(payload)  # written by the Temporal server, not by a client: nothing to refuse
+                else:
+                    out.append(refused_plaintext())  # see the module docstring: refused, never raised
                 continue
             kid = payload.metadata.get(KEY_ID, b"").decode()
             try:
