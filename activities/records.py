@@ -55,7 +55,7 @@ class RecordActivities:
                 row.appointment_status = args.appointment_status
                 row.updated_at = now
                 await record_conference_change(self._outbox, session, row=row, before=before,
-                                               event_key=activity_key(), reason=getattr(args, "reason", None))
+                                               event_key=activity_key(), reason=args.reason)
 
     @activity.defn(name=act.WRITE_AUDIT_EVENTS)
     async def write_audit_events(self, notes: list[act.AuditNote]) -> int:

@@ -140,6 +140,8 @@ class SaveConferenceStatusArgs(_Model):
     workspace_id: str
     status: str
     appointment_status: str
+    # Why (waiting for Zoom, needs attention, detached): carried to the core app's conference event.
+    reason: str | None = None
 
 
 class AuditNote(_Model):

@@ -89,3 +89,15 @@ def test_a_malformed_relay_changes_nothing() -> None:
                                                          "meeting_id": 42}):
         decision = core.decide(s, core.ZoomMeetingChangedReceived(raw), env())
         assert decision.pending.zoom is None and s.zoom_meeting_id == 42
+
+
+def test_a_disconnect_detaches_an_idle_appointment_at_once_and_a_reconnect_makes_it_ready_again() -> None:
+    s = booked(emails=False)
+    created(s)
+    decision = core.decide(s, core.ConnectionChanged({"status": "disconnected"}), env())
+    assert s.conference_status == "detached" and s.conference_reason and decision.pending.zoom is None
+    assert len(audits(s, "meeting.detached")) == 1
+    decision = core.decide(s, core.ConnectionChanged({"status": "connected"}), env())
+    # Reconnected: the meeting (still in Zoom) is the appointment's again; no Zoom call until the next change
+    # or the pre-start check (README: reconnecting with a different Zoom account).
+    assert s.conference_status == "ready" and decision.pending.zoom is None

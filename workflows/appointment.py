@@ -342,7 +342,7 @@ class AppointmentWorkflow:
             act.SAVE_CONFERENCE_STATUS,
             act.SaveConferenceStatusArgs(appointment_id=s.appointment.appointment_id,
                                          workspace_id=s.appointment.workspace_id, status=s.conference_status,
-                                         appointment_status=s.status),
+                                         appointment_status=s.status, reason=s.conference_reason),
             start_to_close_timeout=DB_ACTIVITY_TIMEOUT, retry_policy=DB_RETRY,
             summary=f"save conference status {s.conference_status}")
         self._saved_status = key

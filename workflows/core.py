@@ -274,7 +274,7 @@ def decide(s: WorkflowState, event: Event, env: Env) -> Decision:
     elif isinstance(event, BotStatusReceived):
         _bot_status(s, event.raw)
     elif isinstance(event, ConnectionChanged):
-        _connection_changed(s, event.raw)
+        _connection_changed(s, event.raw, env)
     elif isinstance(event, ZoomMeetingChangedReceived):
         _zoom_meeting_changed(s, event.raw, env)
     elif isinstance(event, Started):
@@ -557,7 +557,7 @@ def _bot_status(s: WorkflowState, raw: Any) -> None:
         bot.note = "the host must admit the bot and allow recording in Zoom"
 
 
-def _connection_changed(s: WorkflowState, raw: Any) -> None:
+def _connection_changed(s: WorkflowState, raw: Any, env: Env) -> None:
     # Sent by the service when the workspace connects, disconnects or needs re-authorization. Not a client
     # request: it only makes the Zoom lane ask the database for the truth again.
     try:
@@ -568,6 +568,10 @@ def _connection_changed(s: WorkflowState, raw: Any) -> None:
     s.zoom_lane.parked_until = None
     if msg.status == "disconnected" and s.zoom_meeting_id is not None:
         s.zoom_link = "detached"
+        if s.status == "scheduled" and s.conference_status not in ("deleted", "failed"):
+            # The service has purged the tokens: detach now, as a Zoom call would find (the meeting stays in
+            # Zoom, the appointment shows why there is no link), without waiting for the next change to try one.
+            _park_on_connection(s, env, act.ERR_DETACHED)
 
 
 # Fields of the meeting Ratio owns and repairs when the host changes them inside Zoom. The agenda is not
@@ -820,6 +824,19 @@ def _zoom_succeeded(s: WorkflowState, cmd: ZoomCommand, result: Any, env: Env) -
             s.join_url = r4.join_url
 
 
+def _park_on_connection(s: WorkflowState, env: Env, error: str) -> None:
+    """Park the Zoom lane on the workspace's connection (not connected, needs reconnect, detached)."""
+    link, reason = PARK_REASONS[error]
+    s.zoom_link = link
+    s.parked_epoch = s.connection_epoch
+    s.parked_until = utc_z(env.now + timedelta(minutes=s.policy.reconnect_recheck_minutes))
+    s.last_error = reason
+    if error == act.ERR_DETACHED and s.zoom_meeting_id is not None:
+        _audit(s, env, "meeting.detached", f"detached:{s.zoom_meeting_id}",
+               {"zoom_meeting_id": s.zoom_meeting_id, "reason": "zoom_disconnected"})
+    set_parked_status(s)
+
+
 def _zoom_failed(s: WorkflowState, cmd: ZoomCommand, failure: Failure, env: Env) -> list[tuple[str, dict[str, str]]]:
     now = env.now
     if failure.type == act.ERR_RATE_LIMITED:
@@ -828,15 +845,7 @@ def _zoom_failed(s: WorkflowState, cmd: ZoomCommand, failure: Failure, env: Env)
         s.zoom_lane.parked_until = utc_z(now + rate_limit_wait(s, s.zoom_lane, failure))
         return []
     if failure.type in PARK_REASONS:
-        link, reason = PARK_REASONS[failure.type]
-        s.zoom_link = link
-        s.parked_epoch = s.connection_epoch
-        s.parked_until = utc_z(now + timedelta(minutes=s.policy.reconnect_recheck_minutes))
-        s.last_error = reason
-        if failure.type == act.ERR_DETACHED and s.zoom_meeting_id is not None:
-            _audit(s, env, "meeting.detached", f"detached:{s.zoom_meeting_id}",
-                   {"zoom_meeting_id": s.zoom_meeting_id, "reason": "zoom_disconnected"})
-        set_parked_status(s)
+        _park_on_connection(s, env, failure.type)
         return [("ratio_zoom_workflows_parked", {"reason": failure.type})]
     if failure.type == act.ERR_DAILY_LIMIT:
         retry_at = now + timedelta(hours=1)

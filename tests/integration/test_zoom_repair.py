@@ -183,3 +183,26 @@ async def test_forged_meeting_events_change_nothing(repair: Repair) -> None:
     state = await repair.appointments.state(b.appointment_id)
     assert state.conference.zoom_meeting_id == meeting_id
     assert len([c for c in await repair.emulator.calls() if c["method"] == "POST"]) == 1  # one create, ever
+
+
+async def test_a_disconnect_reaches_the_core_app_as_connection_and_conference_events(repair: Repair) -> None:
+    workspace = f"w-{uuid.uuid4().hex[:8]}"
+    await repair.connect(workspace)
+    b = booking(workspace)
+    await repair.appointments.book(b)
+    await repair.connections.disconnect(workspace, "u-admin", "owner")
+
+    async def told() -> bool:
+        ours = [e for e in repair.inbox.applied if e.workspace_id == workspace]
+        return ("connection.disconnected" in [e.type for e in ours]
+                and "conference.detached" in [e.type for e in ours if e.appointment_id == b.appointment_id])
+
+    try:
+        await eventually(told, "connection.disconnected and conference.detached at the core app")
+    except AssertionError:
+        state = await repair.appointments.state(b.appointment_id)
+        raise AssertionError(f"{[(e.type, e.appointment_id) for e in repair.inbox.applied]} {state.conference}")
+    detached = next(e for e in repair.inbox.applied if e.type == "conference.detached" and e.appointment_id == b.appointment_id)
+    assert detached.data.reason and detached.data.join_url is None  # type: ignore[union-attr]  # the why, never the link
+    stream = [e.sequence for e in repair.inbox.applied if e.stream == f"appointment:{b.appointment_id}"]
+    assert stream == sorted(stream) == list(range(1, len(stream) + 1))  # in order, none missing
