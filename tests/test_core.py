@@ -313,3 +313,28 @@ def test_a_cancelled_appointment_whose_create_hit_the_daily_limit_waits_for_midn
     assert core.next_zoom_command(s, NOW) is None
     assert core.next_deadline(s, NOW) == datetime(2026, 12, 3, tzinfo=timezone.utc)
     assert isinstance(core.next_zoom_command(s, datetime(2026, 12, 3, tzinfo=timezone.utc)), core.CreateMeeting)
+
+
+def test_a_cancelled_appointment_is_not_finished_while_its_cancellation_email_is_owed() -> None:
+    """Found by the worker_kills chaos scenario: the confirmation round's worker was killed, the appointment
+    was cancelled meanwhile (the shell asked to cancel the round and waited), the round then ended in a
+    heartbeat timeout that parked the email lane, and the workflow completed without the cancellation."""
+    s = booked()
+    created(s)
+    round_ = core.next_email_command(s, NOW)
+    assert round_ is not None
+    core.decide(s, core.Started(round_), env())
+    msg(s, "cancel", {"request_id": "c1", "actor": "u"})
+    delete = core.next_zoom_command(s, NOW)
+    assert isinstance(delete, core.DeleteMeeting)
+    run(s, delete, act.DeleteMeetingResult(outcome="deleted"))
+    # The superseded round does not come back cancelled: its worker is dead, it times out.
+    core.decide(s, core.Failed(round_, core.Failure(type="timeout", message="heartbeat timeout")), env())
+    s.outbox_audit.clear()
+    assert not core.finished(s, env())  # the cancellation is still owed, parked lane or not
+    later = NOW + timedelta(minutes=5)
+    cancellation = core.next_email_command(s, later)
+    assert cancellation is not None and cancellation.kind == "cancellation"
+    run(s, cancellation, act.SendConfirmationsResult(sent=1, already_sent=0, failed=[]), now=later)
+    s.outbox_audit.clear()
+    assert core.finished(s, env(later))

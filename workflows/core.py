@@ -1164,6 +1164,8 @@ def finished(s: WorkflowState, env: Env) -> bool:
         return False
     if must_delete(s) and s.conference_status not in ("failed", "detached"):
         return False  # a delete is parked (outage, daily limit): it is still owed
+    if s.policy.emails_enabled and s.appointment.attendees and s.email_revision > 0 and not s.email_cancel_sent:
+        return False  # the attendees are owed their cancellation, even while the email lane is parked
     if s.policy.bots_enabled and (bot_live(s) or s.bot_unsure_key is not None):
         return False
     return not s.outbox_audit and not s.outbox_consent

@@ -53,6 +53,7 @@ from ratio_zoom.zoom.errors import (
     OAuthError,
     OAuthServerError,
     RateLimited,
+    ZoomHTTPError,
     ZoomTransportError,
 )
 from ratio_zoom.zoom.oauth import ZoomOAuth
@@ -127,10 +128,16 @@ class TokenBroker:
                         if attempt == 2:
                             raise
                         stale = lease.generation
-            except RateLimited as answer:
-                if key is not None and answer.status == 429:
-                    assert self._limiter is not None
-                    await self._limiter.rate_limited(key, pace or answer.endpoint, answer)
+                if key is not None:
+                    assert self._limiter is not None and pace is not None
+                    await self._limiter.refund(key, pace)  # Zoom refused the stale token: nothing was done
+            except BaseException as exc:
+                if key is not None:
+                    assert self._limiter is not None and pace is not None
+                    if isinstance(exc, RateLimited) and exc.status == 429:
+                        await self._limiter.rate_limited(key, pace, exc)
+                    if not_processed(exc):
+                        await self._limiter.refund(key, pace)
                 raise
         raise AssertionError("unreachable")
 
@@ -236,6 +243,13 @@ class TokenBroker:
             if dead is not None:
                 self.stats.invalid_grants += 1
                 raise NeedsReconnect("the Zoom connection needs to be re-authorized (invalid_grant)")
+
+
+def not_processed(exc: BaseException) -> bool:
+    """Zoom answered with an error (4xx, 429, 5xx: the work was not done) or the request never left (the
+    connection is unusable, the refresh failed). A transport error leaves it unknown: the response may be
+    lost after Zoom acted."""
+    return isinstance(exc, (ZoomHTTPError, NotConnected, NeedsReconnect, Detached, RefreshUnavailable))
 
 
 def _raise_if_unusable(row: ZoomConnection | None) -> None:

@@ -180,6 +180,22 @@ class ZoomLimiter:
             # processes failed, and their own 429s will tell them. Zoom's answer must reach the caller.
             logger.warning("could not share a Zoom 429 through the limiter", exc_info=True)
 
+    async def refund(self, key: str, endpoint: str) -> None:
+        """Give back a create/update counted for a request Zoom did not process (it answered with an error, or
+        the request never left). Without this a Zoom outage answering 503 for minutes would spend the host's
+        day and park every appointment until midnight. If Zoom did count such a request after all, we
+        under-count by one and Zoom's own daily 429 corrects us (it blocks everyone until its reset)."""
+        if endpoint not in rate_limits.DAILY_LIMITED:
+            return
+        day, _ = self._today()
+        try:
+            async with self._db.transaction() as session:
+                row = await self._locked_day(session, key, day)
+                row.used = max(0, row.used - 1)
+        except SQLAlchemyError:
+            # The caller's own error must reach it; an over-count only ever parks a little early.
+            logger.warning("could not give back a daily create/update count", exc_info=True)
+
     async def _slow_down(self, key: str, category: Category, answer: RateLimited) -> None:
         now = self._clock()
         retry_after = answer.retry_after if answer.retry_after is not None else RETRY_AFTER_WHEN_ABSENT

@@ -157,3 +157,34 @@ async def test_a_create_waiting_for_its_slot_heartbeats_and_succeeds_in_one_atte
     result = await env.run(MeetingActivities(services.db, broker, services.zoom).create_meeting, args)
     assert result.outcome == "created" and limiter.stats.waited == 1 and limiter.stats.waited_seconds > 2
     assert len(beats) >= 2  # the first beat at the start, more while it waited
+
+
+async def test_a_zoom_outage_does_not_spend_the_hosts_day(stack: Stack) -> None:
+    """Creates/updates Zoom refused (5xx, 4xx) are given back to the daily budget: otherwise a few minutes of
+    503s would spend the host's 100 a day and park every appointment until midnight. A success counts."""
+    from ratio_zoom.connections.limiter import LimiterConfig, ZoomLimiter
+    from ratio_zoom.zoom import errors as z
+    from ratio_zoom.zoom.models import MeetingWrite
+
+    workspace = ws()
+    await stack.connect_workspace(workspace)
+    services = stack.services
+    limiter = ZoomLimiter(services.db, LimiterConfig(per_second={"light": 50.0, "medium": 50.0, "heavy": 50.0},
+                                                     headroom=1.0, daily_budget=3))
+    broker = TokenBroker(services.db, services.vault, services.oauth, limiter=limiter)
+    key = broker.pace_key(workspace)
+    body = MeetingWrite(topic="Outage", type=2, duration=30, timezone="UTC", default_password=True)
+
+    await stack.emulator.set_faults([{"path": "/v2/users/me/meetings$", "method": "POST", "kind": "error",
+                                      "status": 503}])
+    try:
+        for _ in range(5):  # more refused creates than the day allows
+            with pytest.raises(z.ZoomServerError):
+                await broker.call(workspace, lambda lease: services.zoom.create_meeting(lease.token, body),
+                                  pace="create_meeting")
+    finally:
+        await stack.emulator.set_faults([])
+    assert await limiter.daily_used(key) == 0
+    meeting = await broker.call(workspace, lambda lease: services.zoom.create_meeting(lease.token, body),
+                                pace="create_meeting")
+    assert meeting.id and await limiter.daily_used(key) == 1
