@@ -25,16 +25,14 @@ from temporalio.client import Client
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
 
 from ratio_zoom.connections.repository import utcnow
 from ratio_zoom.connections.service import ConnectionRefused, ConnectionService
 from ratio_zoom.contract.zoom_events import MEETING_EVENTS
-from ratio_zoom.http_api import zoom_meeting_events
+from ratio_zoom.http_api import deliveries, zoom_meeting_events
 from ratio_zoom.http_api.auth import bearer_guard
 from ratio_zoom.http_api.body_limit import BodyLimit
 from ratio_zoom.connections.services import Services
-from ratio_zoom.storage.models import WebhookDelivery
 from ratio_zoom.zoom.webhooks import WebhookSignatureError, url_validation_response, verify_signature
 
 log = logging.getLogger("ratio_zoom.api")
@@ -167,7 +165,7 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
             if not isinstance(user_id, str) or not user_id:
                 return JSONResponse({"detail": "user_id missing"}, status_code=400)
             delivery = hashlib.sha256(body).hexdigest()
-            if await _seen_delivery(services, f"zoom:{delivery}"):
+            if await deliveries.seen(services.db, f"zoom:{delivery}"):
                 return JSONResponse({"status": "duplicate delivery ignored"})
             # The purge is idempotent, so the delivery is remembered only once it succeeded: a failed purge
             # answers 503 and Zoom redelivers (it retries after 5xx, never after 4xx) until the data is gone.
@@ -177,7 +175,7 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
                 log.error("zoom deauthorization purge failed (%s); answered 503 so Zoom redelivers",
                           type(exc).__name__)
                 return JSONResponse({"detail": "temporarily unable to purge; redeliver"}, status_code=503)
-            await _remember_delivery(services, f"zoom:{delivery}")
+            await deliveries.remember(services.db, f"zoom:{delivery}")
             return JSONResponse({"status": "deauthorized", "workspaces": len(workspaces)})
         if name in MEETING_EVENTS and isinstance(payload, dict):
             status, answer = await zoom_meeting_events.route(services.db, meeting_signaller, name, payload,
@@ -195,7 +193,7 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
         except BotWebhookError as exc:
             log.warning("recording-bot webhook refused: %s", exc)
             return JSONResponse({"detail": "invalid signature"}, status_code=401)
-        if not await _first_delivery(services, f"recall:{event.delivery_id}"):
+        if not await deliveries.first(services.db, f"recall:{event.delivery_id}"):
             return JSONResponse({"status": "duplicate delivery ignored"})
         appointment_id = event.metadata.get("appointment_id")
         if not appointment_id or bot_signaller is None:
@@ -205,7 +203,7 @@ def create_app(services: Services, connections: ConnectionService, *, temporal_r
             await bot_signaller(appointment_id, event)
         except Exception:  # noqa: BLE001 - answered 503 so the provider redelivers; logged with the reason
             log.exception("could not relay recording-bot status for appointment %s", appointment_id)
-            await _forget_delivery(services, f"recall:{event.delivery_id}")  # let the redelivery through
+            await deliveries.forget(services.db, f"recall:{event.delivery_id}")  # let the redelivery through
             return JSONResponse({"detail": "temporarily unable to record the status"}, status_code=503)
         return JSONResponse({"status": "relayed", "bot_status": event.status})
 
@@ -259,38 +257,6 @@ async def _audit_bot_status(services: Services, appointment_id: str, event) -> N
             workspace_id=conference.workspace_id, appointment_id=appointment_id, event="bot.status", actor="provider",
             dedupe_key=f"recall:{event.delivery_id}", details={"bot_id": event.bot_id, "status": event.status,
                                                                "sub_code": event.sub_code}))
-
-
-async def _forget_delivery(services: Services, key: str) -> None:
-    async with services.db.transaction() as session:
-        row = await session.get(WebhookDelivery, key)
-        if row is not None:
-            await session.delete(row)
-
-
-async def _seen_delivery(services: Services, key: str) -> bool:
-    async with services.db.sessions() as session:
-        return await session.get(WebhookDelivery, key) is not None
-
-
-async def _remember_delivery(services: Services, key: str) -> None:
-    try:
-        async with services.db.transaction() as session:
-            if await session.get(WebhookDelivery, key) is None:
-                session.add(WebhookDelivery(delivery_key=key, source=key.split(":", 1)[0], received_at=utcnow()))
-    except IntegrityError:
-        pass  # a concurrent redelivery remembered it first: the same fact
-
-
-async def _first_delivery(services: Services, key: str) -> bool:
-    try:
-        async with services.db.transaction() as session:
-            if await session.get(WebhookDelivery, key) is not None:
-                return False
-            session.add(WebhookDelivery(delivery_key=key, source=key.split(":", 1)[0], received_at=utcnow()))
-    except IntegrityError:
-        return False
-    return True
 
 
 def server_config(app: FastAPI, settings, **overrides: object):  # type: ignore[no-untyped-def]

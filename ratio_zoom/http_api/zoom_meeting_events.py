@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from ratio_zoom.contract.zoom_events import ZoomMeetingChanged
+from ratio_zoom.http_api import deliveries
 from ratio_zoom.storage.db import Database
-from ratio_zoom.storage.models import AppointmentConference, WebhookDelivery
+from ratio_zoom.storage.models import AppointmentConference
 
 log = logging.getLogger("ratio_zoom.api.zoom_events")
 
@@ -55,20 +54,20 @@ async def route(db: Database, signal: MeetingSignaller | None, name: str, payloa
     if message is None:
         return 400, {"detail": "meeting id missing"}
     key = f"zoom:{delivery_id}"
+    if await deliveries.seen(db, key):
+        return 200, {"status": "duplicate delivery ignored"}
     async with db.sessions() as session:
-        if await session.get(WebhookDelivery, key) is not None:
-            return 200, {"status": "duplicate delivery ignored"}
         owner = (await session.execute(
             select(AppointmentConference.appointment_id, AppointmentConference.appointment_status)
             .where(AppointmentConference.zoom_meeting_id == message.meeting_id)
             .order_by(AppointmentConference.updated_at.desc()).limit(1)
         )).first()
     if owner is None:
-        await _remember(db, key)
+        await deliveries.remember(db, key)
         log.info("zoom %s for a meeting this service does not own: ignored", name)
         return 200, {"status": "ignored", "reason": "not our meeting"}
     if owner.appointment_status == "cancelled":
-        await _remember(db, key)
+        await deliveries.remember(db, key)
         log.info("zoom %s for the meeting of cancelled appointment %s: ignored", name, owner.appointment_id)
         return 200, {"status": "ignored", "reason": "appointment cancelled"}
     if signal is None:
@@ -76,21 +75,13 @@ async def route(db: Database, signal: MeetingSignaller | None, name: str, payloa
     try:
         await signal(owner.appointment_id, message)
     except WorkflowGone:
-        await _remember(db, key)
+        await deliveries.remember(db, key)
         log.info("zoom %s for appointment %s whose workflow has closed: ignored", name, owner.appointment_id)
         return 200, {"status": "ignored", "reason": "appointment closed"}
     except Exception as exc:  # noqa: BLE001 - 503 makes Zoom redeliver; the type only (no payload data)
         log.error("could not relay zoom %s to appointment %s (%s); answered 503", name, owner.appointment_id,
                   type(exc).__name__)
         return 503, {"detail": "temporarily unable to relay; redeliver"}
-    await _remember(db, key)
+    await deliveries.remember(db, key)
     return 200, {"status": "relayed"}
 
-
-async def _remember(db: Database, key: str) -> None:
-    try:
-        async with db.transaction() as session:
-            if await session.get(WebhookDelivery, key) is None:
-                session.add(WebhookDelivery(delivery_key=key, source="zoom", received_at=datetime.now(timezone.utc)))
-    except IntegrityError:
-        pass  # a concurrent redelivery recorded it first: the same fact
