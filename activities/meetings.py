@@ -206,7 +206,12 @@ class MeetingActivities:
 
             page = await self._broker.call(workspace_id, _page, pace="list_meetings")
             for summary in page.meetings:
-                if summary.topic != spec.topic or _utc_z(summary.start_time) != spec.start_time:
+                # The marker identifies the operation; topic and start only narrow the candidates when the
+                # list's agenda (cut to 250 characters by Zoom) hides it. They may have changed since the
+                # earlier attempt (a reschedule between two retry chains of one create), so a marker seen in
+                # the list wins over them.
+                marker_seen = bool(summary.agenda) and (MARKER_PREFIX + marker) in str(summary.agenda)
+                if not marker_seen and (summary.topic != spec.topic or _utc_z(summary.start_time) != spec.start_time):
                     continue
 
                 async def _get(lease: Lease, meeting_id: int = summary.id) -> tuple[Meeting, Lease] | None:
