@@ -260,11 +260,14 @@ class Bench:
         activities = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
                       if e.HasField("activity_task_scheduled_event_attributes")]
         tasks = kinds.count("workflow_task_completed_event_attributes")
+        markers = [e.marker_recorded_event_attributes.marker_name for e in history.events
+                   if e.HasField("marker_recorded_event_attributes")]
+        local, patches = markers.count("core_local_activity"), markers.count("core_patch")
         self.out("## History of a typical lifecycle (book -> reschedule -> cancel)")
         self.out()
         self.out(f"{len(history.events)} events, {size / 1024:.1f} KiB of events (payloads encrypted). Budget: "
                  f"{len(activities)} activities ({', '.join(f'{n} x{activities.count(n)}' for n in dict.fromkeys(activities))}), "
-                 f"{kinds.count('marker_recorded_event_attributes')} local activities, "
+                 f"{local} local activities ({patches} patch markers), "
                  f"{tasks} workflow tasks, {kinds.count('workflow_execution_signaled_event_attributes')} signals, "
                  f"{kinds.count('workflow_execution_update_accepted_event_attributes')} updates accepted.")
         self.out()

@@ -24,6 +24,7 @@ from ratio_zoom.core.temporal import connect_client
 from ratio_zoom.events.dispatcher import EventDispatcher
 from ratio_zoom.events.signing import EventSigner
 from workflows.appointment import AppointmentWorkflow
+from workflows.runner import workflow_runner
 
 
 def emails_on(settings: Settings) -> bool:
@@ -69,6 +70,7 @@ def build_worker(client: Client, services: Services, *, task_queue: str | None =
         client,
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=[AppointmentWorkflow],
+        workflow_runner=workflow_runner(),
         activities=activities,
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=settings.temporal_max_cached_workflows,

@@ -68,6 +68,10 @@ ZOOM_ACTIVITY_TIMEOUT = timedelta(seconds=60)
 # and a cancellation reaches a running attempt with its next heartbeat.
 ZOOM_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 DB_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# A local activity runs inside the workflow task (the SDK keeps the task alive while it runs); a longer database
+# outage retries it on the local-activity backoff with timers, like any other DB write.
+LOCAL_DB_TIMEOUT = timedelta(seconds=10)
+LOCAL_LOAD_PATCH = "load-conference-as-local-activity"
 UPDATE_MAX_WAIT_SECONDS = 600.0
 PARKED_COUNTER = "ratio_zoom_workflows_parked"
 
@@ -120,11 +124,19 @@ class AppointmentWorkflow:
         s = self._s
         if self._fresh:
             parsed, _ = core.parse_booking(booking, workflow.info().workflow_id)
-            loaded = await workflow.execute_activity(
-                act.LOAD_CONFERENCE,
-                act.LoadConferenceArgs(appointment_id=parsed.appointment_id, workspace_id=parsed.workspace_id),
-                result_type=act.LoadConferenceResult, start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
-                retry_policy=DB_RETRY, summary="load the appointment's conference record")
+            args = act.LoadConferenceArgs(appointment_id=parsed.appointment_id, workspace_id=parsed.workspace_id)
+            if workflow.patched(LOCAL_LOAD_PATCH):
+                # One primary-key read: run it inside the first workflow task, so the create is scheduled by
+                # that same task (one workflow task and one activity round trip fewer per appointment).
+                loaded = await workflow.execute_local_activity(
+                    act.LOAD_CONFERENCE, args, result_type=act.LoadConferenceResult,
+                    start_to_close_timeout=LOCAL_DB_TIMEOUT, retry_policy=DB_RETRY,
+                    summary="load the appointment's conference record")
+            else:  # histories recorded before the patch scheduled it as a regular activity
+                loaded = await workflow.execute_activity(
+                    act.LOAD_CONFERENCE, args, result_type=act.LoadConferenceResult,
+                    start_to_close_timeout=DB_ACTIVITY_TIMEOUT, retry_policy=DB_RETRY,
+                    summary="load the appointment's conference record")
             self._decide(core.Booked(raw=booking, loaded=loaded))
         lanes = [asyncio.create_task(self._lane(name)) for name in ("zoom", "bot", "email")]
         lanes.append(asyncio.create_task(self._records_lane()))

@@ -146,3 +146,37 @@ async def test_history_holds_no_personal_data_in_clear(stack: Stack) -> None:
     assert state.appointment.attendees[0].email == "ada.l@example.com"
     await stack.appointments.cancel(b.appointment_id, Cancel(request_id="c", actor="u"))
     await stack.appointments.handle(b.appointment_id).result()
+
+
+# The per-lifecycle budget stated in docs/benchmarks.md: what one book -> reschedule -> cancel may cost in
+# Temporal (no attendees, so no email activity; no note-taking, so no bot). Counted from the real history,
+# so a change that adds a round trip fails here, whatever the machine's speed.
+LIFECYCLE_ACTIVITIES = ["create_meeting", "update_meeting", "delete_meeting"]
+LIFECYCLE_LOCAL_ACTIVITIES = 1  # load_conference, inside the first workflow task
+LIFECYCLE_WORKFLOW_TASKS = 6  # the bare-Temporal baseline's count for the same messages (bench/baseline.py)
+LIFECYCLE_WORKFLOW_TASKS_CEILING = 8  # a signal landing while a task is in flight costs one more; never two more
+
+
+async def test_a_lifecycle_stays_within_its_temporal_budget(stack: Stack) -> None:
+    workspace = ws()
+    assert "zoom=connected" in await stack.connect_workspace(workspace)
+    b = booking(workspace, attendees=[])
+    await stack.appointments.book(b)
+    new_start = (datetime.now(timezone.utc) + timedelta(days=5)).replace(microsecond=0, second=0)
+    await stack.appointments.reschedule(b.appointment_id, Reschedule(
+        request_id="r1", start_time=new_start.isoformat(), duration_minutes=60))
+    await stack.appointments.await_conference(b.appointment_id, after_request_id="r1")
+    await stack.appointments.cancel(b.appointment_id, Cancel(request_id="c1", actor="u-7"))
+    await stack.appointments.handle(b.appointment_id).result()
+
+    history = await stack.appointments.handle(b.appointment_id).fetch_history()
+    kinds = [e.WhichOneof("attributes") for e in history.events]
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                 if e.HasField("activity_task_scheduled_event_attributes")]
+    markers = [e.marker_recorded_event_attributes.marker_name for e in history.events
+               if e.HasField("marker_recorded_event_attributes")]
+    tasks = kinds.count("workflow_task_completed_event_attributes")
+    assert scheduled == LIFECYCLE_ACTIVITIES
+    assert markers.count("core_local_activity") == LIFECYCLE_LOCAL_ACTIVITIES
+    assert LIFECYCLE_WORKFLOW_TASKS <= tasks <= LIFECYCLE_WORKFLOW_TASKS_CEILING, (tasks, kinds)
+    assert "workflow_task_failed_event_attributes" not in kinds
