@@ -59,7 +59,7 @@ class Appointments:
             id=workflow_id_for(booking.appointment_id),
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=_search_attributes(booking),
+            search_attributes=initial_search_attributes(booking),
             static_summary=f"Zoom meeting for appointment {booking.appointment_id}",
             static_details="Keeps this appointment's Zoom meeting in step: create, patch on reschedule, "
             "delete on cancel. Open the Query tab and run `state` for the live view.",
@@ -108,11 +108,11 @@ class Appointments:
             task_queue=self._task_queue,
             start_signal=name,
             start_signal_args=[request],
-            search_attributes=_search_attributes(booking),
+            search_attributes=initial_search_attributes(booking),
         )
 
 
-def _search_attributes(booking: AppointmentInput) -> TypedSearchAttributes:
+def initial_search_attributes(booking: AppointmentInput) -> TypedSearchAttributes:
     pairs = [
         SearchAttributePair(APPOINTMENT_ID, booking.appointment_id),
         SearchAttributePair(WORKSPACE_ID, booking.workspace_id),

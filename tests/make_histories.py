@@ -1,7 +1,8 @@
 """Regenerate the committed workflow histories used by the replay test.
 
 `python -m tests.make_histories` runs typical lifecycles on the time-skipping server with the fake
-activities and writes their histories (JSON) to tests/histories/. Commit them when a *deliberate*,
+activities and writes their histories (JSON) to tests/histories/, started with the search attributes the
+starter sets (as in production). Commit them when a *deliberate*,
 versioned workflow change needs new ones; otherwise the replay test proves old histories still replay.
 """
 
@@ -18,6 +19,7 @@ from temporalio.worker import Worker
 from ratio_zoom.contract.appointment import Cancel, Consent, Reschedule, UpdateDetails
 from ratio_zoom.core.converter import data_converter
 from ratio_zoom.core.temporal import register_search_attributes
+from starter.appointments import initial_search_attributes
 from tests.conftest import time_skipping_server_cli
 from tests.test_workflow_timers import booking
 from tests.workflow_fakes import FakeZoom
@@ -37,7 +39,8 @@ async def main() -> None:
     async with Worker(env.client, task_queue=tq, workflows=[AppointmentWorkflow], activities=fake.activities()):
         # 1. book -> reschedule -> details -> consent -> cancel
         b = booking(now, appointment_id="replay-lifecycle")
-        h = await env.client.start_workflow(AppointmentWorkflow.run, b, id=f"appointment-{b.appointment_id}", task_queue=tq)
+        h = await env.client.start_workflow(AppointmentWorkflow.run, b, id=f"appointment-{b.appointment_id}", task_queue=tq,
+                                           search_attributes=initial_search_attributes(b))
         await h.execute_update("await_conference", {"timeout_seconds": 30}, result_type=dict)
         await h.signal("reschedule", Reschedule(request_id="r1", start_time=(now + timedelta(days=4)).isoformat(), duration_minutes=50))
         # One step at a time: the time-skipping test server refuses the cancel of an activity it has already
@@ -53,7 +56,8 @@ async def main() -> None:
         (OUT / "lifecycle_cancelled.json").write_text((await h.fetch_history()).to_json())
         # 2. book -> runs to completion through the pre-start check and the grace period
         b2 = booking(now, appointment_id="replay-completed")
-        h2 = await env.client.start_workflow(AppointmentWorkflow.run, b2, id=f"appointment-{b2.appointment_id}", task_queue=tq)
+        h2 = await env.client.start_workflow(AppointmentWorkflow.run, b2, id=f"appointment-{b2.appointment_id}", task_queue=tq,
+                                            search_attributes=initial_search_attributes(b2))
         await h2.result()
         (OUT / "lifecycle_completed.json").write_text((await h2.fetch_history()).to_json())
     await env.shutdown()
