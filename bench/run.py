@@ -325,7 +325,7 @@ class Bench:
     async def _limiter_cost(self, services: Services) -> None:
         """What the shared limiter adds to one Zoom call when nothing has to wait (its database round trip),
         alone and with 200 callers contending for one account's row."""
-        from ratio_zoom.connections.limiter import LimiterConfig, ZoomLimiter
+        from ratio_zoom.connections.limiter import LimiterConfig, PaceKeys, ZoomLimiter
 
         unlimited = LimiterConfig(per_second={"light": 1e6, "medium": 1e6, "heavy": 1e6}, headroom=1.0,
                                   daily_budget=10**9)
@@ -337,13 +337,14 @@ class Bench:
         for endpoint, what in (("get_meeting", "get / delete (a slot)"),
                                ("create_meeting", "create / update (a slot and the daily count)")):
             key = f"bench-cost-{uuid.uuid4().hex[:8]}"
-            await limiter.acquire(key, endpoint)
+            keys = PaceKeys(account=key, user=key)  # one user alone in its account
+            await limiter.acquire(keys, endpoint)
             t = time.perf_counter()
             for _ in range(200):
-                await limiter.acquire(key, endpoint)
+                await limiter.acquire(keys, endpoint)
             alone = (time.perf_counter() - t) / 200
             t = time.perf_counter()
-            await asyncio.gather(*(limiter.acquire(key, endpoint) for _ in range(200)))
+            await asyncio.gather(*(limiter.acquire(keys, endpoint) for _ in range(200)))
             crowded = (time.perf_counter() - t) / 200
             self.out(f"| {what} | {alone * 1000:.1f} ms | {crowded * 1000:.1f} ms per call ({1 / crowded:.0f} calls/s on one row) |")
         self.out()

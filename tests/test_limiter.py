@@ -1,6 +1,6 @@
 """The shared Zoom limiter on a real database (SQLite and PostgreSQL), two engines standing for two worker
-processes: one pace per account and category, Retry-After for everyone, AIMD, the daily budget, metrics
-without identifiers. Time is a fake clock: nothing here depends on how busy the machine is."""
+processes: one pace per account and category (shared by the account's users), Retry-After for everyone,
+AIMD, the daily budget per user, metrics without identifiers. Time is a fake clock: nothing here depends on how busy the machine is."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from alembic.migration import MigrationContext
 from alembic.autogenerate import compare_metadata
 from sqlalchemy import create_engine
 
-from ratio_zoom.connections.limiter import LimiterConfig, ZoomLimiter
+from ratio_zoom.connections.limiter import LimiterConfig, PaceKeys, ZoomLimiter
 from ratio_zoom.storage.db import Database, sync_url
 from ratio_zoom.storage.models import Base
 from ratio_zoom.zoom.errors import PacedOut, RateLimited
 
-KEY = "a3f1c2" * 10 + "beef"  # a keyed hash, as Lease.owner_hash is
+ACCOUNT = "a3f1c2" * 10 + "beef"  # keyed hashes, as TokenBroker.pace_keys makes them
+KEYS = PaceKeys(account=ACCOUNT, user="b4e2d3" * 10 + "cafe")
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc).timestamp()
 
 
@@ -83,17 +84,17 @@ def zoom_429(retry_after: float | None, limit_type: str = "per_second") -> RateL
 async def test_two_processes_share_one_even_pace_per_account_and_category(two_engines: tuple[Database, Database]) -> None:
     time = FakeTime(advance_on_sleep=False)  # every call arrives at T0: the bucket hands out future slots
     a, b = (ZoomLimiter(db, config(), clock=time.clock, sleep=time.sleep) for db in two_engines)
-    await asyncio.gather(*(limiter.acquire(KEY, "create_meeting") for limiter in (a, b) for _ in range(10)))
+    await asyncio.gather(*(limiter.acquire(KEYS, "create_meeting") for limiter in (a, b) for _ in range(10)))
     # 20 Medium calls at 10/s from two engines: slots 0, 0.1, ... 1.9 s, each handed out once.
     assert sorted(time.slept) == pytest.approx([i / 10 for i in range(1, 20)], abs=1e-5)
     assert a.stats.acquired + b.stats.acquired == 20
     # The list is Medium too (Zoom's label): it queues behind the creates. Light has its own pace.
-    await a.acquire(KEY, "list_meetings")
+    await a.acquire(KEYS, "list_meetings")
     assert time.slept[-1] == pytest.approx(2.0, abs=1e-5)
     slept_before = len(time.slept)
-    await b.acquire(KEY, "get_meeting")
+    await b.acquire(KEYS, "get_meeting")
     assert len(time.slept) == slept_before  # no wait: a different category
-    await b.acquire("another-account-key", "create_meeting")
+    await b.acquire(PaceKeys(account="another-account-key", user="another-user-key"), "create_meeting")
     assert len(time.slept) == slept_before  # no wait: a different account
 
 
@@ -103,28 +104,66 @@ async def test_a_429_blocks_everyone_sharing_the_account_until_retry_after_then_
     metrics = RecordingMetrics()
     a = ZoomLimiter(two_engines[0], config(), clock=time.clock, sleep=time.sleep, metrics=metrics)
     b = ZoomLimiter(two_engines[1], config(), clock=time.clock, sleep=time.sleep)
-    await a.acquire(KEY, "create_meeting")
-    await a.rate_limited(KEY, "create_meeting", zoom_429(retry_after=5))
-    await b.rate_limited(KEY, "create_meeting", zoom_429(retry_after=5))  # the same burst: no second decrease
-    await b.acquire(KEY, "create_meeting")  # the other process honours the Retry-After a got
+    await a.acquire(KEYS, "create_meeting")
+    await a.rate_limited(KEYS, "create_meeting", zoom_429(retry_after=5))
+    await b.rate_limited(KEYS, "create_meeting", zoom_429(retry_after=5))  # the same burst: no second decrease
+    await b.acquire(KEYS, "create_meeting")  # the other process honours the Retry-After a got
     assert time.slept == [pytest.approx(5.0)]
-    await b.acquire(KEY, "create_meeting")
+    await b.acquire(KEYS, "create_meeting")
     # Multiplicative decrease: 10/s became 8/s, so the next slot is 0.125 s after the first, not 0.1 s.
     assert time.slept[-1] == pytest.approx(0.125, abs=1e-5)
     assert metrics.limited == [("medium", "per_second")]  # a's metrics; b reported its own
     # Additive increase: a minute later the rate is back at the plan's.
     time.now += 60
-    await b.acquire(KEY, "create_meeting")
-    await b.acquire(KEY, "create_meeting")
+    await b.acquire(KEYS, "create_meeting")
+    await b.acquire(KEYS, "create_meeting")
     assert time.slept[-1] == pytest.approx(0.1)
 
 
 async def test_a_429_without_retry_after_still_blocks_for_one_window(two_engines: tuple[Database, Database]) -> None:
     time = FakeTime()
     a, b = (ZoomLimiter(db, config(), clock=time.clock, sleep=time.sleep) for db in two_engines)
-    await a.rate_limited(KEY, "get_meeting", zoom_429(retry_after=None))
-    await b.acquire(KEY, "get_meeting")
+    await a.rate_limited(KEYS, "get_meeting", zoom_429(retry_after=None))
+    await b.acquire(KEYS, "get_meeting")
     assert time.slept == [pytest.approx(1.0)]
+
+
+async def test_users_of_one_account_share_its_pace_and_its_429s_but_each_has_a_day_of_their_own(
+        two_engines: tuple[Database, Database]) -> None:
+    """Zoom counts its per-second limits per account (all its users together) and the 100 creates/updates a
+    day per user: two users of one account, each booking from another process."""
+    time = FakeTime(advance_on_sleep=False)
+    alice, bob = PaceKeys(account=ACCOUNT, user="a1" * 32), PaceKeys(account=ACCOUNT, user="b2" * 32)
+    a, b = (ZoomLimiter(db, config(daily_budget=3), clock=time.clock, sleep=time.sleep) for db in two_engines)
+    for limiter, keys in ((a, alice), (b, bob), (a, alice), (b, bob), (a, alice)):
+        await limiter.acquire(keys, "create_meeting")
+    # Five Medium calls at the account's 10/s, whoever makes them: one bucket, slots 0, 0.1, ... 0.4 s.
+    assert time.slept == pytest.approx([0.1, 0.2, 0.3, 0.4], abs=1e-5)
+    # Alice has spent her day (3 of 3); Bob's day is his own.
+    with pytest.raises(PacedOut) as parked:
+        await b.acquire(alice, "update_meeting")
+    assert parked.value.limit_type == "daily"
+    await a.acquire(bob, "update_meeting")
+    assert (await a.daily_used(alice.user), await a.daily_used(bob.user)) == (3, 3)
+    await b.refund(bob, "update_meeting")  # Zoom refused Bob's update: his count comes back, not hers
+    assert (await a.daily_used(alice.user), await a.daily_used(bob.user)) == (3, 2)
+
+    # A per-second 429 Alice got blocks the account's bucket: Bob waits for its Retry-After too.
+    time.advance_on_sleep = True
+    time.now += 60  # the slots booked above are past
+    await a.rate_limited(alice, "get_meeting", zoom_429(retry_after=5))
+    slept = len(time.slept)
+    await b.acquire(bob, "get_meeting")
+    assert time.slept[slept:] == [pytest.approx(5.0)]
+
+    # A daily 429 is Alice's alone: on a new UTC day it parks her creates, not Bob's.
+    time.now = datetime(2026, 12, 3, 0, 0, 1, tzinfo=timezone.utc).timestamp()
+    await a.rate_limited(alice, "create_meeting", zoom_429(retry_after=3600, limit_type="daily"))
+    with pytest.raises(PacedOut) as spent:
+        await b.acquire(alice, "create_meeting")
+    assert spent.value.limit_type == "daily" and spent.value.retry_after == pytest.approx(3600)
+    await b.acquire(bob, "create_meeting")
+    assert (await b.daily_used(alice.user), await b.daily_used(bob.user)) == (0, 1)
 
 
 async def test_a_wait_longer_than_the_bound_is_paced_out_without_booking(two_engines: tuple[Database, Database]) -> None:
@@ -133,12 +172,12 @@ async def test_a_wait_longer_than_the_bound_is_paced_out_without_booking(two_eng
     limiter = ZoomLimiter(two_engines[0], config(max_wait_seconds=1.0), clock=time.clock, sleep=time.sleep,
                           metrics=metrics)
     for _ in range(11):  # slots 0 .. 1.0 s: within the bound
-        await limiter.acquire(KEY, "create_meeting")
+        await limiter.acquire(KEYS, "create_meeting")
     with pytest.raises(PacedOut) as paced:
-        await limiter.acquire(KEY, "create_meeting")
+        await limiter.acquire(KEYS, "create_meeting")
     assert paced.value.limit_type == "per_second" and paced.value.retry_after == pytest.approx(1.1)
     with pytest.raises(PacedOut) as again:
-        await limiter.acquire(KEY, "create_meeting")
+        await limiter.acquire(KEYS, "create_meeting")
     assert again.value.retry_after == pytest.approx(1.1)  # the refused call booked nothing
     assert metrics.paced_out == [("medium", "per_second")] * 2
 
@@ -146,41 +185,41 @@ async def test_a_wait_longer_than_the_bound_is_paced_out_without_booking(two_eng
 async def test_the_daily_create_update_budget_parks_before_zoom_refuses(two_engines: tuple[Database, Database]) -> None:
     time = FakeTime()
     a, b = (ZoomLimiter(db, config(daily_budget=3), clock=time.clock, sleep=time.sleep) for db in two_engines)
-    await a.acquire(KEY, "create_meeting")
-    await b.acquire(KEY, "update_meeting")
-    await a.acquire(KEY, "create_meeting")
+    await a.acquire(KEYS, "create_meeting")
+    await b.acquire(KEYS, "update_meeting")
+    await a.acquire(KEYS, "create_meeting")
     with pytest.raises(PacedOut) as parked:
-        await b.acquire(KEY, "update_meeting")
+        await b.acquire(KEYS, "update_meeting")
     midnight = datetime(2026, 12, 3, tzinfo=timezone.utc).timestamp()
     assert parked.value.limit_type == "daily" and parked.value.retry_after == pytest.approx(midnight - time.now)
-    await b.acquire(KEY, "delete_meeting")  # not a create/update: not counted, not refused
-    await b.acquire(KEY, "get_meeting")
-    assert await a.daily_used(KEY) == 3
+    await b.acquire(KEYS, "delete_meeting")  # not a create/update: not counted, not refused
+    await b.acquire(KEYS, "get_meeting")
+    assert await a.daily_used(KEYS.user) == 3
     time.now = midnight + 1  # a new UTC day: a fresh budget
-    await a.acquire(KEY, "create_meeting")
-    assert await b.daily_used(KEY) == 1
+    await a.acquire(KEYS, "create_meeting")
+    assert await b.daily_used(KEYS.user) == 1
 
 
 async def test_zoom_saying_the_day_is_spent_parks_every_process(two_engines: tuple[Database, Database]) -> None:
     time = FakeTime()
     a, b = (ZoomLimiter(db, config(), clock=time.clock, sleep=time.sleep) for db in two_engines)
-    await a.acquire(KEY, "create_meeting")
+    await a.acquire(KEYS, "create_meeting")
     # Other apps of the same Zoom user spent the quota: Zoom refuses the day before our count reaches 100.
-    await a.rate_limited(KEY, "create_meeting", zoom_429(retry_after=3600, limit_type="daily"))
+    await a.rate_limited(KEYS, "create_meeting", zoom_429(retry_after=3600, limit_type="daily"))
     with pytest.raises(PacedOut) as parked:
-        await b.acquire(KEY, "update_meeting")
+        await b.acquire(KEYS, "update_meeting")
     assert parked.value.limit_type == "daily" and parked.value.retry_after == pytest.approx(3600)
     # Until Zoom's own reset (its Retry-After), not ours: the clocks may disagree about midnight.
     time.now += 3601
-    await b.acquire(KEY, "update_meeting")
+    await b.acquire(KEYS, "update_meeting")
 
 
 async def test_rate_metrics_carry_no_identifier(two_engines: tuple[Database, Database]) -> None:
     time = FakeTime()
     metrics = RecordingMetrics()
     limiter = ZoomLimiter(two_engines[0], config(), clock=time.clock, sleep=time.sleep, metrics=metrics)
-    await limiter.acquire(KEY, "create_meeting")
-    assert metrics.rates == [(KEY[:12], "medium", 10.0)]
+    await limiter.acquire(KEYS, "create_meeting")
+    assert metrics.rates == [(ACCOUNT[:12], "medium", 10.0)]
 
 
 def test_plan_rates_and_overrides() -> None:

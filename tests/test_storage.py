@@ -42,16 +42,17 @@ async def test_tokens_are_stored_encrypted_and_bound_to_their_row(database_url: 
         async with db.transaction() as session:
             row = _connection("w-enc")
             write_tokens(vault, row, "access-XYZ", "refresh-XYZ", 3600, NOW)
-            write_identity(vault, row, "zoom-user-1", "host@example.com")
+            write_identity(vault, row, "zoom-user-1", "host@example.com", zoom_account_id="acct-XYZ")
             session.add(row)
         async with db.sessions() as session:
             raw = (await session.execute(text(
-                "SELECT access_token_enc, refresh_token_enc, zoom_email_enc FROM zoom_connections"))).one()
+                "SELECT access_token_enc, refresh_token_enc, zoom_email_enc, zoom_account_id_enc, zoom_account_hash "
+                "FROM zoom_connections"))).one()
             assert all("XYZ" not in value and "example.com" not in value for value in raw)
             loaded = (await session.execute(select(ZoomConnection))).scalar_one()
             secrets = read_secrets(vault, loaded)
-            assert (secrets.access_token, secrets.refresh_token, secrets.zoom_email) == (
-                "access-XYZ", "refresh-XYZ", "host@example.com")
+            assert (secrets.access_token, secrets.refresh_token, secrets.zoom_email, secrets.zoom_account_id) == (
+                "access-XYZ", "refresh-XYZ", "host@example.com", "acct-XYZ")
             assert "access-XYZ" not in repr(secrets)
     finally:
         await db.dispose()

@@ -12,6 +12,10 @@
 - Pacing: with a `pace=` endpoint, each attempt first waits for its slot in the shared Zoom limiter
   (connections/limiter.py) *before* it takes the lease, so a paced wait never holds a database connection
   or the row lock that disconnect waits for; a 429 is reported to the limiter after the lease is released.
+  The limiter's keys (`pace_keys`): the user key is a keyed hash of the workspace ID; the account key is
+  derived from the Zoom account's hash stored at connect, read without a lock and released before the wait,
+  and cached per workspace in this process until a lease shows another token generation (every reconnect
+  and refresh bumps it) or `ACCOUNT_KEY_TTL` passes.
 - `invalid_grant` turns the connection into `needs_reconnect` (audited); callers then park.
 - On PostgreSQL each call runs while holding `FOR SHARE` on the connection row, and disconnect takes
   `FOR UPDATE` before deleting the tokens: so once a disconnect returns, no call is in flight and none can
@@ -25,6 +29,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -33,10 +38,11 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from ratio_zoom.connections.errors import Detached, NeedsReconnect, NotConnected, RefreshUnavailable
-from ratio_zoom.connections.limiter import ZoomLimiter
+from ratio_zoom.connections.limiter import PaceKeys, ZoomLimiter
 from ratio_zoom.connections.repository import (
     USER_HASH_PURPOSE,
     as_utc,
+    load_account_hash,
     load_connection,
     read_secrets,
     utcnow,
@@ -60,7 +66,16 @@ from ratio_zoom.zoom.oauth import ZoomOAuth
 
 T = TypeVar("T")
 REFRESH_MARGIN = timedelta(minutes=5)
-PACING_PURPOSE = "zoom-pacing"
+PACING_PURPOSE = "zoom-pacing"  # the user key: of the workspace ID
+# The account key: of the stored account hash. Its own purpose, so a bucket's key cannot be matched against
+# `zoom_connections.zoom_account_hash` without the vault's keys.
+ACCOUNT_PACING_PURPOSE = "zoom-account-pacing"
+# How long a process may pace a workspace under an account key it read earlier. A reconnect is normally
+# noticed sooner (its new token generation shows at the next lease), but a call that never reaches a lease
+# (paced out, or failing before it) and `keys rotate` (it re-keys the stored hash without a new generation)
+# are only caught by this. Short: for at most this long after a reconnect to another Zoom account, a
+# workspace may still book in the old account's buckets.
+ACCOUNT_KEY_TTL = 30.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,16 @@ class Lease:
     @property
     def owner_hash(self) -> str:
         return self.owner_hashes[0]
+
+
+@dataclass(frozen=True)
+class _AccountKey:
+    """The account key read for a workspace, the token generation of the row it was read from, and when
+    (`time.monotonic`, immune to wall-clock steps)."""
+
+    key: str
+    generation: int | None
+    read_at: float
 
 
 @dataclass
@@ -96,6 +121,7 @@ class TokenBroker:
         on_refresh: Callable[[str], None] | None = None,
         outbox: Outbox | None = None,
         limiter: ZoomLimiter | None = None,
+        account_key_ttl: float = ACCOUNT_KEY_TTL,
     ) -> None:
         self._outbox = outbox or Outbox(enabled=False)
         self._db = db
@@ -107,6 +133,9 @@ class TokenBroker:
         self._hold_share_lock = not db.is_sqlite
         self._on_refresh = on_refresh
         self._limiter = limiter
+        # One entry per workspace this process paces: bounded by the number of workspaces, like `_locks`.
+        self._account_keys: dict[str, _AccountKey] = {}
+        self._account_key_ttl = account_key_ttl
         self.stats = BrokerStats()
 
     async def call(self, workspace_id: str, fn: Callable[[Lease], Awaitable[T]], *, pace: str | None = None) -> T:
@@ -115,36 +144,61 @@ class TokenBroker:
         `pace`: the Zoom endpoint `fn` calls (one request per call when paced): each attempt waits for its
         slot in the shared limiter first, and a 429 is reported back to it."""
         stale: int | None = None
-        key = self.pace_key(workspace_id) if pace is not None and self._limiter is not None else None
+        # Resolved before the wait and outside the lease: no connection or lock is held while paced.
+        keys = await self.pace_keys(workspace_id) if pace is not None and self._limiter is not None else None
         for attempt in (1, 2):
-            if key is not None:
+            if keys is not None:
                 assert self._limiter is not None and pace is not None
-                await self._limiter.acquire(key, pace)
+                await self._limiter.acquire(keys, pace)
             try:
                 async with self.lease(workspace_id, stale_generation=stale) as lease:
+                    if keys is not None:
+                        self._forget_account_key_if_stale(workspace_id, lease.generation)
                     try:
                         return await fn(lease)
                     except AccessTokenInvalid:
                         if attempt == 2:
                             raise
                         stale = lease.generation
-                if key is not None:
+                if keys is not None:
                     assert self._limiter is not None and pace is not None
-                    await self._limiter.refund(key, pace)  # Zoom refused the stale token: nothing was done
+                    await self._limiter.refund(keys, pace)  # Zoom refused the stale token: nothing was done
             except BaseException as exc:
-                if key is not None:
+                if keys is not None:
                     assert self._limiter is not None and pace is not None
                     if isinstance(exc, RateLimited) and exc.status == 429:
-                        await self._limiter.rate_limited(key, pace, exc)
+                        await self._limiter.rate_limited(keys, pace, exc)
                     if not_processed(exc):
-                        await self._limiter.refund(key, pace)
+                        await self._limiter.refund(keys, pace)
                 raise
         raise AssertionError("unreachable")
 
-    def pace_key(self, workspace_id: str) -> str:
-        """The shared limiter's key for this workspace's Zoom account: a keyed hash, never the ID itself.
-        One workspace holds one Zoom grant, and one Zoom user backs one live grant of the app."""
-        return self._vault.lookup_hash(workspace_id, PACING_PURPOSE)
+    async def pace_keys(self, workspace_id: str) -> PaceKeys:
+        """The shared limiter's keys for this workspace: keyed hashes, never an identifier.
+
+        user: of the workspace ID (one workspace holds one Zoom grant, one Zoom user backs one live grant
+        of the app). account: of the Zoom account's hash stored at connect, so workspaces connected to users
+        of one Zoom account share its per-second rate; the user key when the row has none (connected before
+        migration 0004, or Zoom named no account), which paces the workspace as alone in its account."""
+        user = self._vault.lookup_hash(workspace_id, PACING_PURPOSE)
+        cached = self._account_keys.get(workspace_id)
+        if cached is None or time.monotonic() - cached.read_at >= self._account_key_ttl:
+            # A plain read in its own short session (no lock): the connection is back in the pool before the
+            # limiter makes the caller wait, which is why this is not read inside the lease.
+            async with self._db.sessions() as session:
+                account_hash, generation = await load_account_hash(session, workspace_id)
+            account = self._vault.lookup_hash(account_hash, ACCOUNT_PACING_PURPOSE) if account_hash else user
+            cached = _AccountKey(key=account, generation=generation, read_at=time.monotonic())
+            self._account_keys[workspace_id] = cached
+        return PaceKeys(account=cached.key, user=user)
+
+    def _forget_account_key_if_stale(self, workspace_id: str, generation: int) -> None:
+        """The lease saw another token generation than the row the account key was read from: the workspace
+        may have reconnected to another Zoom account. This call already booked under the old key; the next
+        one reads the row again (a refresh bumps the generation too, costing one extra read an hour)."""
+        cached = self._account_keys.get(workspace_id)
+        if cached is not None and cached.generation != generation:
+            del self._account_keys[workspace_id]
 
     @asynccontextmanager
     async def lease(self, workspace_id: str, *, stale_generation: int | None = None) -> AsyncIterator[Lease]:

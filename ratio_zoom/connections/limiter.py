@@ -25,12 +25,20 @@ connection and no row lock:
   treats like Zoom's daily 429 (it parks until 00:00 UTC). A daily 429 from Zoom (other apps of the same
   user spend the same quota) marks the day spent for every process.
 
-Keys: a keyed hash (HMAC) of the workspace ID (`TokenBroker.pace_key`). A workspace holds one Zoom grant and
-one Zoom user backs one live grant of the app, so the key stands for the connected Zoom user. We are not
-told which users share a Zoom account, so two connected users of one account each get the account's rate
-(lower `ZOOM_RATE_HEADROOM` or `ZOOM_RATE_LIMITS` for such tenants); a workspace reconnected to another
-Zoom user mid-day keeps the day's count (it may park early, never late). Metric labels carry at most the
-first 12 hex digits of that keyed hash, never an identifier in clear.
+Keys (`PaceKeys`, resolved by `TokenBroker.pace_keys`), each a keyed hash (HMAC), never an identifier:
+- **user**: of the workspace ID. A workspace holds one Zoom grant and one Zoom user backs one live grant of
+  the app, so it stands for the connected Zoom user: the daily budget is counted under it. A workspace
+  reconnected to another Zoom user mid-day keeps the day's count (it may park early, never late).
+- **account**: of the Zoom account's keyed hash stored at connect (`zoom_connections.zoom_account_hash`,
+  from the `account_id` of Zoom's /users/me). The per-second buckets are keyed by it, so workspaces connected
+  to different users of one Zoom account share that account's rate, as Zoom counts it. A row without it
+  (connected before migration 0004, or Zoom named no account) falls back to the user key: such a workspace is
+  paced as if it were alone in its account until it reconnects. The broker caches the account key per
+  workspace, forgets it as soon as a lease shows another token generation (a reconnect bumps it) and after
+  `ACCOUNT_KEY_TTL` (30 s) at the latest: a workspace reconnected to another account moves to that account's
+  buckets within that time. During a key rotation, rows whose account hash is still under the old key (until
+  `ratio-zoom keys rotate` re-keys them) are paced apart from rows of the same account under the new key.
+Metric labels carry at most the first 12 hex digits of the account key, never an identifier in clear.
 
 Why not `pyrate-limiter`'s PostgresBucket (4.5, read before writing this): it is synchronous (it would block
 the worker's event loop), creates its tables at run time outside our migrations, stores one row per request
@@ -75,6 +83,16 @@ RETRY_AFTER_WHEN_ABSENT = 1.0  # Zoom's per-second windows are one second long
 DECREASE_FACTOR = 0.8
 MIN_RATE_FRACTION = 0.1  # multiplicative decrease never goes below a tenth of the plan's rate
 RECOVERY_FRACTION_PER_SECOND = 0.1  # additive increase: back from 80% to the full rate in ~2 s
+
+
+@dataclass(frozen=True)
+class PaceKeys:
+    """Whose limits a Zoom call spends: keyed hashes (64 hex digits), never identifiers in clear. `account`
+    keys the per-second buckets (Zoom counts them per account and category), `user` the daily create/update
+    budget (Zoom counts it per user). Equal when the Zoom account is not known."""
+
+    account: str
+    user: str
 
 
 @dataclass(frozen=True)
@@ -143,19 +161,19 @@ class ZoomLimiter:
 
     # -- what the broker calls -----------------------------------------------------------------------
 
-    async def acquire(self, key: str, endpoint: str) -> None:
+    async def acquire(self, keys: PaceKeys, endpoint: str) -> None:
         category = rate_limits.category(endpoint)
         count_daily = endpoint in rate_limits.DAILY_LIMITED
         waited = 0.0
         while True:
-            wait = await self._book(key, category, endpoint, count_daily=count_daily)
+            wait = await self._book(keys, category, endpoint, count_daily=count_daily)
             count_daily = False  # counted once, with the first booking
             if wait <= 0:
                 break
             waited += wait
             await self._sleep(wait)
             # A 429 that reached someone else while we slept blocks the account for everyone: look again.
-            blocked_until = await self._blocked_until(key, category)
+            blocked_until = await self._blocked_until(keys.account, category)
             if blocked_until <= self._clock():
                 break
         self.stats.acquired += 1
@@ -165,22 +183,24 @@ class ZoomLimiter:
             if self._metrics is not None:
                 self._metrics.limiter_waited(category, waited)
 
-    async def rate_limited(self, key: str, endpoint: str, answer: RateLimited) -> None:
+    async def rate_limited(self, keys: PaceKeys, endpoint: str, answer: RateLimited) -> None:
+        """A daily 429 spends the user's day (Zoom's create/update quota is per user); any other 429 blocks the
+        account's bucket of that category for everyone sharing the account."""
         category = rate_limits.category(endpoint)
         self.stats.zoom_429s += 1
         if self._metrics is not None:
             self._metrics.zoom_rate_limited(category, answer.limit_type)
         try:
             if answer.limit_type == "daily":
-                await self._mark_day_spent(key, answer.retry_after)
+                await self._mark_day_spent(keys.user, answer.retry_after)
             else:
-                await self._slow_down(key, category, answer)
+                await self._slow_down(keys.account, category, answer)
         except SQLAlchemyError:
             # The caller still honours Zoom's answer (Retry-After through Temporal); only telling the other
             # processes failed, and their own 429s will tell them. Zoom's answer must reach the caller.
             logger.warning("could not share a Zoom 429 through the limiter", exc_info=True)
 
-    async def refund(self, key: str, endpoint: str) -> None:
+    async def refund(self, keys: PaceKeys, endpoint: str) -> None:
         """Give back a create/update counted for a request Zoom did not process (it answered with an error, or
         the request never left). Without this a Zoom outage answering 503 for minutes would spend the host's
         day and park every appointment until midnight. If Zoom did count such a request after all, we
@@ -190,18 +210,18 @@ class ZoomLimiter:
         day, _ = self._today()
         try:
             async with self._db.transaction() as session:
-                row = await self._locked_day(session, key, day)
+                row = await self._locked_day(session, keys.user, day)
                 row.used = max(0, row.used - 1)
         except SQLAlchemyError:
             # The caller's own error must reach it; an over-count only ever parks a little early.
             logger.warning("could not give back a daily create/update count", exc_info=True)
 
-    async def _slow_down(self, key: str, category: Category, answer: RateLimited) -> None:
+    async def _slow_down(self, account_key: str, category: Category, answer: RateLimited) -> None:
         now = self._clock()
         retry_after = answer.retry_after if answer.retry_after is not None else RETRY_AFTER_WHEN_ABSENT
         ceiling = self._config.ceiling(category)
         async with self._db.transaction() as session:
-            row = await self._locked_bucket(session, key, category, now)
+            row = await self._locked_bucket(session, account_key, category, now)
             if row.blocked_until <= now:
                 # One decrease per block: the calls already in flight when Zoom started refusing all come
                 # back 429 together, and a decrease per answer would floor the rate for one burst.
@@ -211,13 +231,15 @@ class ZoomLimiter:
             row.next_slot_at = max(row.next_slot_at, row.blocked_until)
             rate = row.rate
         if self._metrics is not None:
-            self._metrics.limiter_rate(key[:12], category, rate)
+            self._metrics.limiter_rate(account_key[:12], category, rate)
 
     # -- per second -----------------------------------------------------------------------------------
 
-    async def _book(self, key: str, category: Category, endpoint: str, *, count_daily: bool) -> float:
-        """Book the next slot (and count a create/update against the user's day, in the same transaction)
-        and return how long to wait for it; PacedOut when the wait is too long or the day is spent."""
+    async def _book(self, keys: PaceKeys, category: Category, endpoint: str, *, count_daily: bool) -> float:
+        """Book the next slot in the account's bucket (and count a create/update against the user's day, in
+        the same transaction) and return how long to wait for it; PacedOut when the wait is too long or the
+        day is spent. Locks are always taken day row first, then bucket row: two users of one account
+        booking at once queue on the bucket and never deadlock."""
         now = self._clock()
         ceiling = self._config.ceiling(category)
         async with self._db.transaction() as session:
@@ -225,14 +247,14 @@ class ZoomLimiter:
                 # Counted when booked, not when sent: a worker killed while waiting over-counts by one,
                 # which only ever parks a little early.
                 day, until_midnight = self._today()
-                usage = await self._locked_day(session, key, day)
+                usage = await self._locked_day(session, keys.user, day)
                 if usage.spent_until > now or usage.used >= self._config.daily_budget:
                     self.stats.paced_out += 1
                     if self._metrics is not None:
                         self._metrics.limiter_paced_out(category, "daily")
                     wait = usage.spent_until - now if usage.spent_until > now else until_midnight
                     raise PacedOut(endpoint, retry_after=wait, limit_type="daily", category=category)
-            row = await self._locked_bucket(session, key, category, now)
+            row = await self._locked_bucket(session, keys.account, category, now)
             rate = self._current_rate(row, ceiling, now)
             if rate != row.rate:
                 row.rate, row.rate_updated_at = rate, now
@@ -246,7 +268,7 @@ class ZoomLimiter:
                 if count_daily:
                     usage.used += 1
         if self._metrics is not None:
-            self._metrics.limiter_rate(key[:12], category, rate)
+            self._metrics.limiter_rate(keys.account[:12], category, rate)
         if not booked:
             self.stats.paced_out += 1
             if self._metrics is not None:
@@ -260,23 +282,25 @@ class ZoomLimiter:
         grown = row.rate + ceiling * RECOVERY_FRACTION_PER_SECOND * max(0.0, now - row.rate_updated_at)
         return min(ceiling, grown)
 
-    async def _locked_bucket(self, session: AsyncSession, key: str, category: Category, now: float) -> ZoomRateBucket:
-        query = (select(ZoomRateBucket).where(ZoomRateBucket.account_key == key, ZoomRateBucket.category == category)
+    async def _locked_bucket(self, session: AsyncSession, account_key: str, category: Category,
+                             now: float) -> ZoomRateBucket:
+        query = (select(ZoomRateBucket)
+                 .where(ZoomRateBucket.account_key == account_key, ZoomRateBucket.category == category)
                  .with_for_update())
         row = (await session.execute(query)).scalar_one_or_none()
         if row is None:
             # Two processes may create the first row at once: insert-or-ignore, then lock whichever won.
-            values = {"account_key": key, "category": category, "next_slot_at": now,
+            values = {"account_key": account_key, "category": category, "next_slot_at": now,
                       "rate": self._config.ceiling(category), "rate_updated_at": now, "blocked_until": 0.0}
             insert = sqlite_insert if self._db.is_sqlite else pg_insert
             await session.execute(insert(ZoomRateBucket).values(**values).on_conflict_do_nothing())
             row = (await session.execute(query)).scalar_one()
         return row
 
-    async def _blocked_until(self, key: str, category: Category) -> float:
+    async def _blocked_until(self, account_key: str, category: Category) -> float:
         async with self._db.sessions() as session:
             value = (await session.execute(select(ZoomRateBucket.blocked_until).where(
-                ZoomRateBucket.account_key == key, ZoomRateBucket.category == category))).scalar_one_or_none()
+                ZoomRateBucket.account_key == account_key, ZoomRateBucket.category == category))).scalar_one_or_none()
         return float(value or 0.0)
 
     # -- per user and day -----------------------------------------------------------------------------
@@ -287,31 +311,33 @@ class ZoomLimiter:
         midnight = datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + timedelta(days=1)
         return now.strftime("%Y-%m-%d"), (midnight - now).total_seconds()
 
-    async def _mark_day_spent(self, key: str, retry_after: float | None) -> None:
+    async def _mark_day_spent(self, user_key: str, retry_after: float | None) -> None:
         """Zoom says the user's day is spent (other apps of the user share the quota): nobody sends a
         create/update until Zoom's own reset, which its Retry-After names (our midnight when it names none)."""
         day, until_midnight = self._today()
         now = self._clock()
         async with self._db.transaction() as session:
-            row = await self._locked_day(session, key, day)
+            row = await self._locked_day(session, user_key, day)
             row.spent_until = max(row.spent_until, now + (retry_after if retry_after is not None else until_midnight))
 
-    async def _locked_day(self, session: AsyncSession, key: str, day: str) -> ZoomDailyUsage:
-        query = select(ZoomDailyUsage).where(ZoomDailyUsage.user_key == key, ZoomDailyUsage.day == day).with_for_update()
+    async def _locked_day(self, session: AsyncSession, user_key: str, day: str) -> ZoomDailyUsage:
+        query = (select(ZoomDailyUsage).where(ZoomDailyUsage.user_key == user_key, ZoomDailyUsage.day == day)
+                 .with_for_update())
         row = (await session.execute(query)).scalar_one_or_none()
         if row is None:
             # The first count of a new day: earlier days of this user are history, drop them.
-            await session.execute(delete(ZoomDailyUsage).where(ZoomDailyUsage.user_key == key, ZoomDailyUsage.day < day))
+            await session.execute(delete(ZoomDailyUsage).where(ZoomDailyUsage.user_key == user_key,
+                                                               ZoomDailyUsage.day < day))
             insert = sqlite_insert if self._db.is_sqlite else pg_insert
-            await session.execute(insert(ZoomDailyUsage).values(user_key=key, day=day, used=0, spent_until=0.0)
+            await session.execute(insert(ZoomDailyUsage).values(user_key=user_key, day=day, used=0, spent_until=0.0)
                                   .on_conflict_do_nothing())
             row = (await session.execute(query)).scalar_one()
         return row
 
-    async def daily_used(self, key: str) -> int:
-        """Create/update requests counted today for `key` (for operators and tests)."""
+    async def daily_used(self, user_key: str) -> int:
+        """Create/update requests counted today for a user key (`PaceKeys.user`; for operators and tests)."""
         day, _ = self._today()
         async with self._db.sessions() as session:
             value = (await session.execute(select(ZoomDailyUsage.used).where(
-                ZoomDailyUsage.user_key == key, ZoomDailyUsage.day == day))).scalar_one_or_none()
+                ZoomDailyUsage.user_key == user_key, ZoomDailyUsage.day == day))).scalar_one_or_none()
         return int(value or 0)

@@ -14,6 +14,7 @@ from ratio_zoom.storage.vault import Vault
 
 TABLE = "zoom_connections"
 USER_HASH_PURPOSE = "zoom-user-id"
+ACCOUNT_HASH_PURPOSE = "zoom-account-id"
 
 
 async def load_connection(
@@ -27,6 +28,15 @@ async def load_connection(
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def load_account_hash(session: AsyncSession, workspace_id: str) -> tuple[str | None, int | None]:
+    """The Zoom account's keyed hash and the token generation it goes with (None, None without a row): two
+    columns, no lock and nothing to decrypt, for the limiter's account key (connections/broker.py)."""
+    found = (await session.execute(
+        select(ZoomConnection.zoom_account_hash, ZoomConnection.token_generation)
+        .where(ZoomConnection.workspace_id == workspace_id))).one_or_none()
+    return (found.zoom_account_hash, found.token_generation) if found is not None else (None, None)
+
+
 @dataclass(frozen=True)
 class ConnectionSecrets:
     """Decrypted secrets of one row. Never logged: the repr hides everything but the workspace."""
@@ -36,6 +46,7 @@ class ConnectionSecrets:
     refresh_token: str | None
     zoom_user_id: str | None
     zoom_email: str | None
+    zoom_account_id: str | None
 
     def __repr__(self) -> str:
         return f"ConnectionSecrets(workspace_id={self.workspace_id!r}, <redacted>)"
@@ -55,6 +66,7 @@ def read_secrets(vault: Vault, row: ZoomConnection) -> ConnectionSecrets:
         refresh_token=_decrypt(vault, row, "refresh_token_enc"),
         zoom_user_id=_decrypt(vault, row, "zoom_user_id_enc"),
         zoom_email=_decrypt(vault, row, "zoom_email_enc"),
+        zoom_account_id=_decrypt(vault, row, "zoom_account_id_enc"),
     )
 
 
@@ -68,14 +80,25 @@ def write_tokens(vault: Vault, row: ZoomConnection, access_token: str, refresh_t
     row.updated_at = now
 
 
-def write_identity(vault: Vault, row: ZoomConnection, zoom_user_id: str, zoom_email: str) -> None:
+def write_identity(vault: Vault, row: ZoomConnection, zoom_user_id: str, zoom_email: str, *,
+                   zoom_account_id: str | None) -> None:
+    """`zoom_account_id` is optional in Zoom's /users/me: without it the account columns are cleared, so a
+    reconnect never keeps the previous user's account (the limiter then paces the workspace per user)."""
     row.zoom_user_id_enc = vault.encrypt(zoom_user_id, table=TABLE, row_key=row.workspace_id, column="zoom_user_id_enc")
     row.zoom_email_enc = vault.encrypt(zoom_email, table=TABLE, row_key=row.workspace_id, column="zoom_email_enc")
     row.zoom_user_id_hash = vault.lookup_hash(zoom_user_id, USER_HASH_PURPOSE)
+    if zoom_account_id:
+        row.zoom_account_id_enc = vault.encrypt(zoom_account_id, table=TABLE, row_key=row.workspace_id,
+                                                column="zoom_account_id_enc")
+        row.zoom_account_hash = vault.lookup_hash(zoom_account_id, ACCOUNT_HASH_PURPOSE)
+    else:
+        row.zoom_account_id_enc = None
+        row.zoom_account_hash = None
 
 
 def purge_secrets(row: ZoomConnection, now: datetime) -> None:
-    """Disconnect/deauthorize: tokens, Zoom user ID, email and the user-ID hash go, in this transaction."""
+    """Disconnect/deauthorize: tokens, Zoom user ID, email, Zoom account ID and both hashes go, in this
+    transaction."""
     row.access_token_enc = None
     row.refresh_token_enc = None
     row.access_token_expires_at = None
@@ -83,6 +106,8 @@ def purge_secrets(row: ZoomConnection, now: datetime) -> None:
     row.zoom_user_id_enc = None
     row.zoom_email_enc = None
     row.zoom_user_id_hash = None
+    row.zoom_account_id_enc = None
+    row.zoom_account_hash = None
     row.token_generation = (row.token_generation or 0) + 1
     row.updated_at = now
 

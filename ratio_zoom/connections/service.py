@@ -1,7 +1,7 @@
 """The Zoom connection lifecycle: connect (OAuth + PKCE), status, disconnect, Marketplace deauthorization.
 
-Disconnect and deauthorization purge tokens, Zoom user ID and email in the same transaction that flips the
-status, holding the row's `FOR UPDATE` lock, which waits for every in-flight Zoom call (they hold
+Disconnect and deauthorization purge tokens, Zoom user ID, email and account ID in the same transaction that
+flips the status, holding the row's `FOR UPDATE` lock, which waits for every in-flight Zoom call (they hold
 `FOR SHARE`, see connections/broker.py). Then the workspace's open appointment workflows are told.
 """
 
@@ -144,7 +144,7 @@ class ConnectionService:
         try:
             displaced = await self._store_connection(pending, tokens.access_token.get_secret_value(),
                                                      tokens.refresh_token.get_secret_value(), tokens.expires_in,
-                                                     tokens.scope, me.id, me.email)
+                                                     tokens.scope, me.id, me.email, me.account_id)
         except Exception:
             await self._revoke_quietly(tokens.access_token.get_secret_value())  # not stored: not left alive
             raise
@@ -185,7 +185,7 @@ class ConnectionService:
             return row
 
     async def _store_connection(self, pending: OAuthState, access: str, refresh: str, expires_in: int, scope: str,
-                                zoom_user_id: str, zoom_email: str) -> list[str]:
+                                zoom_user_id: str, zoom_email: str, zoom_account_id: str | None) -> list[str]:
         """Upsert the workspace's row. Returns other workspaces whose grant this authorization killed
         (Zoom keeps one live grant per user per app: error 4741 for the older one)."""
         now = utcnow()
@@ -225,7 +225,7 @@ class ConnectionService:
             row.connected_at = now
             row.disconnected_at = None
             write_tokens(self._vault, row, access, refresh, expires_in, now)
-            write_identity(self._vault, row, zoom_user_id, zoom_email)
+            write_identity(self._vault, row, zoom_user_id, zoom_email, zoom_account_id=zoom_account_id)
             await audit.append(session, audit.AuditFact(
                 workspace_id=pending.workspace_id, event="connection.connected", actor=pending.actor_id,
                 dedupe_key=f"conn:{pending.workspace_id}:connected:{pending.state_hash}",

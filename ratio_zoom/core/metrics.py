@@ -64,5 +64,6 @@ class Metrics:
         self._by_category.add(1, {"category": category, "limit_type": limit_type})
 
     def limiter_rate(self, account: str, category: str, rate: float) -> None:
-        # `account` is the first 12 hex digits of a keyed hash (HMAC) of the Zoom user: no identifier in clear.
+        # `account` is the first 12 hex digits of the limiter's account key, a keyed hash (HMAC) of the Zoom
+        # account (of the workspace when the account is not known): no identifier in clear.
         self._rate.set(rate, {"account": account, "category": category})

@@ -49,6 +49,13 @@ class ZoomConnection(Base):
     zoom_email_enc: Mapped[str | None] = mapped_column(Text)
     # Keyed hash (HMAC) of the Zoom user ID: AES-GCM ciphertext is not searchable, webhooks need look-ups.
     zoom_user_id_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The Zoom account the connected user belongs to (migration 0004; NULL for rows connected before it, or
+    # when Zoom's /users/me named no account). Zoom's per-second limits are per account, so the shared
+    # limiter paces every workspace whose user is in one account in one bucket (connections/broker.py). The
+    # keyed hash is what the broker derives that bucket's key from; it is read by workspace, never searched,
+    # hence no index.
+    zoom_account_id_enc: Mapped[str | None] = mapped_column(Text)
+    zoom_account_hash: Mapped[str | None] = mapped_column(String(64))
     connected_by: Mapped[str | None] = mapped_column(String(128))
     connected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disconnected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

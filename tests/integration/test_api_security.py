@@ -33,7 +33,8 @@ async def _secrets_stored(api: Api, workspace: str) -> bool:
         row = await load_connection(session, workspace)
     assert row is not None
     return any(v is not None for v in (row.access_token_enc, row.refresh_token_enc, row.zoom_user_id_enc,
-                                       row.zoom_email_enc, row.zoom_user_id_hash))
+                                       row.zoom_email_enc, row.zoom_user_id_hash, row.zoom_account_id_enc,
+                                       row.zoom_account_hash))
 
 
 async def test_a_failed_deauthorization_purge_is_redelivered_until_the_data_is_gone(api: Api, fresh_pg_url: str) -> None:

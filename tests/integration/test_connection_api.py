@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import update
 
+from ratio_zoom.connections.repository import ACCOUNT_HASH_PURPOSE, load_connection, read_secrets
 from ratio_zoom.storage.models import OAuthState
 from tests.integration.conftest import RETURN, TOKEN, Api, ws
 from ratio_zoom.zoom.webhooks import sign
@@ -92,6 +93,10 @@ async def test_oversized_and_malformed_bodies_are_refused(api: Api) -> None:
 async def test_disconnect_purges_secrets_and_stops_every_zoom_call(api: Api) -> None:
     workspace = ws()
     await api.browser((await api.connect(workspace)).json()["authorize_url"])
+    async with api.services.db.sessions() as session:
+        connected = await load_connection(session, workspace)
+    assert connected is not None and read_secrets(api.services.vault, connected).zoom_account_id == "acct-1"
+    assert connected.zoom_account_hash == api.services.vault.lookup_hash("acct-1", ACCOUNT_HASH_PURPOSE)
     calls_before = len(await api.emulator.calls())
     response = await api.http.post(f"{api.base}/v1/workspaces/{workspace}/zoom/disconnect",
                                    json={"actor_id": "u1", "actor_role": "admin"},
@@ -100,11 +105,10 @@ async def test_disconnect_purges_secrets_and_stops_every_zoom_call(api: Api) -> 
     status = await api.status(workspace)
     assert status["zoom_email"] is None and status["zoom_user_id"] is None
     async with api.services.db.sessions() as session:
-        from ratio_zoom.connections.repository import load_connection
-
         row = await load_connection(session, workspace)
         assert row is not None and row.access_token_enc is None and row.refresh_token_enc is None
         assert row.zoom_user_id_enc is None and row.zoom_email_enc is None and row.zoom_user_id_hash is None
+        assert row.zoom_account_id_enc is None and row.zoom_account_hash is None
     counters = await api.emulator.counters()
     assert counters.get("oauth_revoke", 0) >= 1
     again = await api.http.post(f"{api.base}/v1/workspaces/{workspace}/zoom/disconnect",
@@ -157,7 +161,8 @@ async def test_database_dump_holds_no_token_or_zoom_email_in_clear(api: Api, fre
 
         secrets = read_secrets(api.services.vault, await load_connection(session, workspace))
     dump = subprocess.run(["pg_dump", "--data-only", fresh_pg_url], capture_output=True, text=True, check=True).stdout
-    for clear in (secrets.access_token, secrets.refresh_token, secrets.zoom_email, secrets.zoom_user_id):
+    for clear in (secrets.access_token, secrets.refresh_token, secrets.zoom_email, secrets.zoom_user_id,
+                  secrets.zoom_account_id):
         assert clear and clear not in dump
     assert "v1:t1:" in dump  # secrets are stored as vault ciphertexts
 

@@ -116,7 +116,8 @@ async def test_a_paced_wait_holds_no_database_connection_and_a_429_reaches_the_s
 
     async with services.db.sessions() as session:
         blocked_until = (await session.execute(select(ZoomRateBucket.blocked_until).where(
-            ZoomRateBucket.account_key == broker.pace_key(workspace), ZoomRateBucket.category == "light"))).scalar_one()
+            ZoomRateBucket.account_key == (await broker.pace_keys(workspace)).account,
+            ZoomRateBucket.category == "light"))).scalar_one()
     assert blocked_until > 0  # everyone sharing the account now waits for Zoom's Retry-After
 
 
@@ -139,10 +140,10 @@ async def test_a_create_waiting_for_its_slot_heartbeats_and_succeeds_in_one_atte
     services = stack.services
     limiter = ZoomLimiter(services.db)
     broker = TokenBroker(services.db, services.vault, services.oauth, limiter=limiter)
-    key = broker.pace_key(workspace)
-    await limiter.acquire(key, "create_meeting")  # creates the account's Medium row
+    keys = await broker.pace_keys(workspace)
+    await limiter.acquire(keys, "create_meeting")  # creates the account's Medium row
     async with services.db.transaction() as session:  # other processes have booked the next 3 s
-        await session.execute(update(ZoomRateBucket).where(ZoomRateBucket.account_key == key,
+        await session.execute(update(ZoomRateBucket).where(ZoomRateBucket.account_key == keys.account,
                                                            ZoomRateBucket.category == "medium")
                               .values(next_slot_at=datetime.now(timezone.utc).timestamp() + 3.0))
     beats: list[object] = []
@@ -172,7 +173,7 @@ async def test_a_zoom_outage_does_not_spend_the_hosts_day(stack: Stack) -> None:
     limiter = ZoomLimiter(services.db, LimiterConfig(per_second={"light": 50.0, "medium": 50.0, "heavy": 50.0},
                                                      headroom=1.0, daily_budget=3))
     broker = TokenBroker(services.db, services.vault, services.oauth, limiter=limiter)
-    key = broker.pace_key(workspace)
+    user_key = (await broker.pace_keys(workspace)).user
     body = MeetingWrite(topic="Outage", type=2, duration=30, timezone="UTC", default_password=True)
 
     await stack.emulator.set_faults([{"path": "/v2/users/me/meetings$", "method": "POST", "kind": "error",
@@ -184,7 +185,131 @@ async def test_a_zoom_outage_does_not_spend_the_hosts_day(stack: Stack) -> None:
                                   pace="create_meeting")
     finally:
         await stack.emulator.set_faults([])
-    assert await limiter.daily_used(key) == 0
+    assert await limiter.daily_used(user_key) == 0
     meeting = await broker.call(workspace, lambda lease: services.zoom.create_meeting(lease.token, body),
                                 pace="create_meeting")
-    assert meeting.id and await limiter.daily_used(key) == 1
+    assert meeting.id and await limiter.daily_used(user_key) == 1
+
+
+# -- one pace per Zoom account ------------------------------------------------------------------------------
+
+DEFAULT_ZOOM_USER = "z8yCxjabR7qYD9Yc7ScTLA"  # the emulator's own user (account acct-1), who consents by default
+
+
+async def _connect_as(stack: Stack, workspace: str, zoom_user: str) -> None:
+    await stack.emulator.set_next_consent(user_id=zoom_user)
+    try:
+        assert "zoom=connected" in await stack.connect_workspace(workspace)
+    finally:
+        await stack.emulator.set_next_consent(user_id=DEFAULT_ZOOM_USER)
+
+
+async def test_workspaces_of_one_zoom_account_book_their_slots_in_one_bucket(stack: Stack) -> None:
+    """Zoom's per-second limits are per account, shared by all its users: two workspaces connected to two
+    users of one account are paced in one bucket row (the second call waits for the first one's slot), and a
+    user of another account has a row of its own. The daily budget stays per user (per workspace)."""
+    import asyncio
+    import uuid
+
+    from sqlalchemy import select
+
+    from ratio_zoom.connections.limiter import LimiterConfig, ZoomLimiter
+    from ratio_zoom.connections.repository import ACCOUNT_HASH_PURPOSE
+    from ratio_zoom.storage.models import ZoomRateBucket
+
+    tag = uuid.uuid4().hex[:8]
+    shared, other = f"acct-{tag}-a", f"acct-{tag}-b"
+    zoom_users = {f"zu-{tag}-1": shared, f"zu-{tag}-2": shared, f"zu-{tag}-3": other}
+    workspaces = [ws() for _ in zoom_users]
+    for workspace, (zoom_user, account) in zip(workspaces, zoom_users.items()):
+        await stack.emulator.add_user(zoom_user, f"{zoom_user}@example.com", account_id=account)
+        await _connect_as(stack, workspace, zoom_user)
+    services = stack.services
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(seconds)
+
+    limiter = ZoomLimiter(services.db, LimiterConfig(per_second={"light": 1.0, "medium": 1.0, "heavy": 1.0},
+                                                     headroom=1.0), sleep=sleep)
+    broker = TokenBroker(services.db, services.vault, services.oauth, limiter=limiter)
+
+    def get_me(workspace: str):  # type: ignore[no-untyped-def]
+        return broker.call(workspace, lambda lease: services.zoom.get_me(lease.token), pace="get_me")
+
+    first, second = await asyncio.gather(get_me(workspaces[0]), get_me(workspaces[1]))
+    assert {first.id, second.id} == set(list(zoom_users)[:2])
+    # At 1/s for the account, one of the two waited for the other's slot: they booked in one row.
+    assert len(waits) == 1 and 0.5 < waits[0] <= 1.0
+    third = await get_me(workspaces[2])
+    assert third.account_id == other and len(waits) == 1  # another account: a row of its own, no wait
+
+    keys = [await broker.pace_keys(workspace) for workspace in workspaces]
+    assert keys[0].account == keys[1].account != keys[2].account
+    assert len({k.user for k in keys}) == 3  # each workspace's daily budget is its own user's
+    async with services.db.sessions() as session:
+        rows = (await session.execute(select(ZoomRateBucket.account_key).where(
+            ZoomRateBucket.account_key.in_([k.account for k in keys] + [k.user for k in keys]),
+            ZoomRateBucket.category == "light"))).scalars().all()
+    assert sorted(rows) == sorted({keys[0].account, keys[2].account})
+    # The bucket's key is a keyed hash of its own: neither the account ID nor the hash stored on the connection.
+    assert not {shared, other, services.vault.lookup_hash(shared, ACCOUNT_HASH_PURPOSE)} & set(rows)
+
+
+async def test_a_connection_without_an_account_hash_is_paced_under_its_user_key(stack: Stack) -> None:
+    """Rows connected before migration 0004 (or when Zoom named no account) have no account hash: the
+    workspace's per-second slots are booked under its user key, as if it were alone in its account."""
+    from sqlalchemy import select, update
+
+    from ratio_zoom.connections.broker import PACING_PURPOSE
+    from ratio_zoom.connections.limiter import LimiterConfig, ZoomLimiter
+    from ratio_zoom.storage.models import ZoomConnection, ZoomRateBucket
+
+    workspace = ws()
+    await stack.connect_workspace(workspace)
+    services = stack.services
+    async with services.db.transaction() as session:
+        await session.execute(update(ZoomConnection).where(ZoomConnection.workspace_id == workspace)
+                              .values(zoom_account_id_enc=None, zoom_account_hash=None))
+    limiter = ZoomLimiter(services.db, LimiterConfig(per_second={"light": 50.0, "medium": 50.0, "heavy": 50.0},
+                                                     headroom=1.0))
+    broker = TokenBroker(services.db, services.vault, services.oauth, limiter=limiter)
+    await broker.call(workspace, lambda lease: services.zoom.get_me(lease.token), pace="get_me")
+    keys = await broker.pace_keys(workspace)
+    assert keys.account == keys.user == services.vault.lookup_hash(workspace, PACING_PURPOSE)
+    async with services.db.sessions() as session:
+        booked = (await session.execute(select(ZoomRateBucket.next_slot_at).where(
+            ZoomRateBucket.account_key == keys.user, ZoomRateBucket.category == "light"))).scalar_one()
+    assert booked > 0
+
+
+async def test_a_workspace_reconnected_to_another_zoom_account_moves_to_that_accounts_buckets(stack: Stack) -> None:
+    """A process caches the account key per workspace; a reconnect bumps the token generation, which the next
+    lease shows, so the call after it is paced in the new account's buckets (ACCOUNT_KEY_TTL bounds the rest)."""
+    import uuid
+
+    from ratio_zoom.connections.limiter import LimiterConfig, ZoomLimiter
+
+    tag = uuid.uuid4().hex[:8]
+    before_user, after_user = f"zu-{tag}-old", f"zu-{tag}-new"
+    await stack.emulator.add_user(before_user, f"{before_user}@example.com", account_id=f"acct-{tag}-old")
+    await stack.emulator.add_user(after_user, f"{after_user}@example.com", account_id=f"acct-{tag}-new")
+    workspace = ws()
+    await _connect_as(stack, workspace, before_user)
+    services = stack.services
+    limiter = ZoomLimiter(services.db, LimiterConfig(per_second={"light": 50.0, "medium": 50.0, "heavy": 50.0},
+                                                     headroom=1.0))
+    broker = TokenBroker(services.db, services.vault, services.oauth, limiter=limiter)
+
+    async def get_me() -> str:
+        return (await broker.call(workspace, lambda lease: services.zoom.get_me(lease.token), pace="get_me")).id
+
+    assert await get_me() == before_user
+    before = await broker.pace_keys(workspace)
+    await _connect_as(stack, workspace, after_user)
+    assert await get_me() == after_user
+    after = await broker.pace_keys(workspace)
+    assert after.account != before.account and after.user == before.user
+    fresh = TokenBroker(services.db, services.vault, services.oauth, limiter=limiter)  # another process
+    assert after == await fresh.pace_keys(workspace)
