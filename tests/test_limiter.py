@@ -251,3 +251,37 @@ def test_a_paced_out_call_is_retried_or_parked_like_zooms_own_429() -> None:
     assert per_second.next_retry_delay is not None and per_second.next_retry_delay.total_seconds() == 3.0
     daily = as_application_error(PacedOut("update_meeting", retry_after=600.0, limit_type="daily", category="light"))
     assert daily.type == act.ERR_DAILY_LIMIT and daily.non_retryable  # the workflow parks until 00:00 UTC
+
+
+@dataclass
+class LateTime(FakeTime):
+    """Wake-ups that come `late` seconds after the slot (a busy event loop), `times` times."""
+
+    late: float = 0.0
+    times: int = 0
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds + (self.late if self.times > 0 else 0.0)
+        self.times -= 1
+        await asyncio.sleep(0)
+
+
+async def test_a_call_woken_too_late_gives_its_slot_up_instead_of_bunching(two_engines: tuple[Database, Database]) -> None:
+    cfg = config(headroom=0.95)  # slots 1/9.5 s apart; a call may be 26 ms late (cfg.late_tolerance())
+    assert cfg.late_tolerance() == pytest.approx((1 / 0.95 - 1) / 2)
+    time = LateTime(late=0.05, times=1)
+    limiter = ZoomLimiter(two_engines[0], cfg, clock=time.clock, sleep=time.sleep)
+    await limiter.acquire(KEYS, "create_meeting")  # slot 0: sent at once
+    await limiter.acquire(KEYS, "create_meeting")  # slot 1/9.5 s, woken 50 ms late: books the next slot
+    assert limiter.stats.rebooked == 1
+    assert time.slept == [pytest.approx(1 / 9.5, abs=1e-5), pytest.approx(1 / 9.5 - 0.05, abs=1e-5)]
+    # On time (within the tolerance): sent, nothing given up.
+    time.late, time.times = 0.02, 1
+    await limiter.acquire(KEYS, "create_meeting")
+    assert limiter.stats.rebooked == 1
+    # Always late: gives up a few slots, then sends anyway (a slow machine must still make progress).
+    time.late, time.times = 0.05, 100
+    await limiter.acquire(KEYS, "create_meeting")
+    assert limiter.stats.rebooked == 1 + 3
+    assert limiter.stats.acquired == 4

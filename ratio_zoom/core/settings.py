@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # per-user daily create/update budget, and an off switch (benchmarks compare with and without).
     zoom_plan: Literal["free", "pro", "business"] = Field(default="pro", alias="ZOOM_PLAN")
     zoom_rate_limits: str = Field(default="", alias="ZOOM_RATE_LIMITS")
-    zoom_rate_headroom: float = Field(default=0.9, alias="ZOOM_RATE_HEADROOM", gt=0, le=1)
+    zoom_rate_headroom: float = Field(default=0.95, alias="ZOOM_RATE_HEADROOM", gt=0, le=1)
     zoom_daily_budget: int = Field(default=100, alias="ZOOM_DAILY_BUDGET", ge=1)
     zoom_rate_limiter: bool = Field(default=True, alias="ZOOM_RATE_LIMITER")
 

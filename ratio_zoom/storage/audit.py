@@ -80,15 +80,14 @@ async def append(session: AsyncSession, fact: AuditFact, *, now: datetime | None
     The chain is serialised per workspace: PostgreSQL takes a transaction-scoped advisory lock on the
     workspace; SQLite transactions are BEGIN IMMEDIATE (storage/db.py), which serialises all writers.
     """
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        # Lock first, then look: a retry that finds its fact already written is rare, so checking before
+        # the lock as well would cost every append one more round trip for nothing.
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"),
+                              {"k": f"audit:{fact.workspace_id}"})
     existing = await session.scalar(select(AuditEvent.id).where(AuditEvent.dedupe_key == fact.dedupe_key))
     if existing is not None:
         return False
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"),
-                              {"k": f"audit:{fact.workspace_id}"})
-        existing = await session.scalar(select(AuditEvent.id).where(AuditEvent.dedupe_key == fact.dedupe_key))
-        if existing is not None:
-            return False
     last = (await session.execute(
         select(AuditEvent.seq, AuditEvent.row_hash)
         .where(AuditEvent.workspace_id == fact.workspace_id)
