@@ -17,15 +17,18 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from ratio_zoom.core.converter import data_converter
 from workflows import core
 from workflows.appointment import AppointmentWorkflow
-from workflows.runner import PASSTHROUGH_MODULES, workflow_runner
+from workflows.runner import PASSTHROUGH_MODULES, warm_bytecode, workflow_runner
 
 HISTORY = Path(__file__).parent / "histories" / "lifecycle_cancelled.json"
 _executed: list[str] | None = None
+_compiled: list[str] | None = None
 
 
 def _audit(event: str, args: tuple[object, ...]) -> None:
     if event == "exec" and _executed is not None and args and hasattr(args[0], "co_filename"):
         _executed.append(str(args[0].co_filename))  # type: ignore[attr-defined]
+    if event == "compile" and _compiled is not None and len(args) > 1:
+        _compiled.append(str(args[1]))  # (source, filename)
 
 
 sys.addaudithook(_audit)  # cannot be removed; it records only while a test sets `_executed`
@@ -61,3 +64,24 @@ def test_only_pure_modules_are_passed_through() -> None:
     for name in PASSTHROUGH_MODULES:
         assert not name.startswith(("ratio_zoom.connections", "ratio_zoom.storage", "ratio_zoom.zoom", "ratio_zoom.core"))
         assert name != "activities" and name != "ratio_zoom"
+
+
+async def test_new_instances_do_not_compile_the_workflow_source_again() -> None:
+    """With PYTHONDONTWRITEBYTECODE (set in the image and on many CI machines) Python never writes the
+    workflow module's .pyc, and the sandbox's per-instance import compiled the source every time. The
+    runner writes it once (`warm_bytecode`)."""
+    assert warm_bytecode()
+    ours = str(Path(core.__file__).parent)
+
+    async def compiles(instances: int) -> list[str]:
+        global _compiled
+        _compiled = []
+        try:
+            await _module_bodies_run_by_replay(workflow_runner(), times=instances)
+            return [f for f in _compiled if f.startswith(ours)]
+        finally:
+            _compiled = None
+
+    # What the replayer compiles once when it starts is the same for one instance and for four: no
+    # instance compiles the workflow's source again.
+    assert await compiles(4) == await compiles(1)
