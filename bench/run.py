@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -118,7 +119,13 @@ class Bench:
                     self._header(settings)
                     appointments = Appointments(client, task_queue=queue)
                     if self.args.lifecycles:
-                        await self._lifecycles(appointments, emu, workspace, await Client.connect(address), base_queue)
+                        port = address.rsplit(":", 1)[1]
+                        worker_pid, baseline_pid = worker.pid, baseline.pid
+                        meter = CpuMeter({"our worker": lambda: [worker_pid], "baseline worker": lambda: [baseline_pid],
+                                          "Temporal server": lambda: _pids_matching(f"start-dev --port {port}"),
+                                          "PostgreSQL": lambda: _pids_matching("postgres: ")})
+                        await self._lifecycles(appointments, emu, workspace, await Client.connect(address), base_queue,
+                                               meter)
                         await self._history(appointments, workspace)
                         await self._refresh(services, settings, emu, workspace)
                         await self._limiter_cost(services)
@@ -184,9 +191,12 @@ class Bench:
                                 timezone="Europe/Berlin", conference_provider="zoom",
                                 attendees=[Attendee(name="Client", email="client@example.com")])
 
-    async def _lifecycles(self, appointments: Appointments, emu, workspace: str, plain: Client, base_queue: str) -> None:  # type: ignore[no-untyped-def]
+    async def _lifecycles(self, appointments: Appointments, emu, workspace: str, plain: Client, base_queue: str,  # type: ignore[no-untyped-def]
+                          meter: CpuMeter) -> None:
         n = self.args.lifecycles
         ours_rates, base_rates, book_lat, patch_lat, calls_per, base_lat = [], [], [], [], [], []
+        ours_cpu: list[dict[str, float]] = []
+        base_cpu: list[dict[str, float]] = []
         for _ in range(self.args.runs):
             sem = asyncio.Semaphore(CONCURRENCY)
             calls_before = len(await emu.calls())
@@ -207,8 +217,10 @@ class Bench:
                     await appointments.handle(b.appointment_id).result()
 
             t = time.perf_counter()
+            meter.start()
             await asyncio.gather(*(ours(i) for i in range(n)))
             ours_rates.append(n / (time.perf_counter() - t))
+            ours_cpu.append(meter.stop())
             calls_per.append((len(await emu.calls()) - calls_before) / n)
 
             async def base(i: int) -> None:
@@ -228,8 +240,10 @@ class Bench:
                     await handle.result()
 
             t = time.perf_counter()
+            meter.start()
             await asyncio.gather(*(base(i) for i in range(n)))
             base_rates.append(n / (time.perf_counter() - t))
+            base_cpu.append(meter.stop())
         ours_rate, base_rate = statistics.median(ours_rates), statistics.median(base_rates)
         self.out(f"## Appointment lifecycles ({n} per run, {CONCURRENCY} concurrent, median of {self.args.runs} runs)")
         self.out()
@@ -244,6 +258,17 @@ class Bench:
         self.out(f"| book p99 / bare p99 | {pct(book_lat, .99) / pct(base_lat, .99):.2f} |")
         self.out(f"| reschedule -> PATCH applied, p50 / p99 | {pct(patch_lat, .5) * 1000:.0f} ms / {pct(patch_lat, .99) * 1000:.0f} ms |")
         self.out(f"| Zoom calls per lifecycle (minimum 3) | {statistics.median(calls_per):.2f} |")
+        self.out()
+        # Where the CPU goes: both sides share 2 cores with the server, so CPU per lifecycle sets the ratio.
+        self.out("CPU per lifecycle (ms, median of runs; the bench process, which also hosts the Zoom emulator, "
+                 "is not counted):")
+        self.out()
+        self.out("| process | ours | baseline |")
+        self.out("|---|---|---|")
+        for name in meter.groups:
+            ours_ms = statistics.median(c[name] for c in ours_cpu) * 1000 / n
+            base_ms = statistics.median(c[name] for c in base_cpu) * 1000 / n
+            self.out(f"| {name} | {ours_ms:.0f} | {base_ms:.0f} |")
         self.out()
 
     async def _history(self, appointments: Appointments, workspace: str) -> None:
@@ -452,6 +477,47 @@ class Bench:
 
     def _document(self) -> str:
         return "\n".join(self.lines).rstrip() + "\n"
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pids_matching(fragment: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if fragment in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds per process group over a phase of the benchmark (Linux /proc)."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+        self.groups = groups  # looked up at start and stop: PostgreSQL backends come and go
+        self._start: dict[tuple[str, int], float] = {}
+
+    def _now(self) -> dict[tuple[str, int], float]:
+        return {(name, pid): _cpu_seconds(pid) for name, pids in self.groups.items() for pid in pids()}
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> dict[str, float]:
+        used = dict.fromkeys(self.groups, 0.0)
+        for (name, pid), value in self._now().items():
+            used[name] += value - self._start.get((name, pid), 0.0)
+        return used
 
 
 def _rss_mib(pid: int) -> float:

@@ -52,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -171,6 +172,8 @@ class ZoomLimiter:
         self._clock = clock
         self._sleep = sleep
         self.stats = LimiterStats()
+        # One entry per (account key, category) this process has paced: bounded by the accounts it serves.
+        self._local_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # -- what the broker calls -----------------------------------------------------------------------
 
@@ -180,14 +183,13 @@ class ZoomLimiter:
         waited = 0.0
         rebooked = 0
         while True:
-            booked_at = self._clock()
-            wait = await self._book(keys, category, endpoint, count_daily=count_daily)
+            wait, slot = await self._book(keys, category, endpoint, count_daily=count_daily)
             count_daily = False  # counted once, with the first booking
             if wait <= 0:
                 break
             waited += wait
             await self._sleep(wait)
-            late = self._clock() - (booked_at + wait)
+            late = self._clock() - slot
             # A 429 that reached someone else while we slept blocks the account for everyone: look again.
             blocked_until = await self._blocked_until(keys.account, category)
             if blocked_until > self._clock():
@@ -259,12 +261,22 @@ class ZoomLimiter:
 
     # -- per second -----------------------------------------------------------------------------------
 
-    async def _book(self, keys: PaceKeys, category: Category, endpoint: str, *, count_daily: bool) -> float:
+    async def _book(self, keys: PaceKeys, category: Category, endpoint: str, *,
+                    count_daily: bool) -> tuple[float, float]:
         """Book the next slot in the account's bucket (and count a create/update against the user's day, in
-        the same transaction) and return how long to wait for it; PacedOut when the wait is too long or the
-        day is spent. Locks are always taken day row first, then bucket row: two users of one account
-        booking at once queue on the bucket and never deadlock."""
-        now = self._clock()
+        the same transaction); return (how long to wait for it, the slot's time). PacedOut when the wait is
+        too long or the day is spent. Locks are always taken day row first, then bucket row: two users of
+        one account booking at once queue on the bucket and never deadlock.
+
+        Inside one process the bookings of one account and category queue on an asyncio lock first: a
+        burst of a hundred activities then holds one database connection and one row lock between them,
+        instead of a hundred connections queued on the row (which emptied the pool and starved the event
+        loop in the 10,000-booking benchmark). Other processes still meet at the row lock."""
+        async with self._local_locks[(keys.account, category)]:
+            return await self._book_locked(keys, category, endpoint, count_daily=count_daily)
+
+    async def _book_locked(self, keys: PaceKeys, category: Category, endpoint: str, *,
+                           count_daily: bool) -> tuple[float, float]:
         ceiling = self._config.ceiling(category)
         async with self._db.transaction() as session:
             if count_daily:
@@ -272,13 +284,15 @@ class ZoomLimiter:
                 # which only ever parks a little early.
                 day, until_midnight = self._today()
                 usage = await self._locked_day(session, keys.user, day)
+                now = self._clock()  # read under the lock: a wait for the row must not date the booking
                 if usage.spent_until > now or usage.used >= self._config.daily_budget:
                     self.stats.paced_out += 1
                     if self._metrics is not None:
                         self._metrics.limiter_paced_out(category, "daily")
                     wait = usage.spent_until - now if usage.spent_until > now else until_midnight
                     raise PacedOut(endpoint, retry_after=wait, limit_type="daily", category=category)
-            row = await self._locked_bucket(session, keys.account, category, now)
+            row = await self._locked_bucket(session, keys.account, category, self._clock())
+            now = self._clock()
             rate = self._current_rate(row, ceiling, now)
             if rate != row.rate:
                 row.rate, row.rate_updated_at = rate, now
@@ -298,7 +312,7 @@ class ZoomLimiter:
             if self._metrics is not None:
                 self._metrics.limiter_paced_out(category, "per_second")
             raise PacedOut(endpoint, retry_after=wait, limit_type="per_second", category=category)
-        return wait
+        return wait, slot
 
     @staticmethod
     def _current_rate(row: ZoomRateBucket, ceiling: float, now: float) -> float:
