@@ -411,7 +411,7 @@ class Bench:
                  f"Light {PRO['light']}/s), {self.args.quota_concurrency} concurrent, median of {self.args.runs} runs")
         self.out()
         self.out(f"The floor is {floor:.0f} s ({n} creates at {medium}/s). The worker is told the same limits "
-                 f"(`ZOOM_PLAN=pro`, `ZOOM_RATE_LIMITS=medium={medium}`); it aims at `ZOOM_RATE_HEADROOM` (default 90%) of them.")
+                 f"(`ZOOM_PLAN=pro`, `ZOOM_RATE_LIMITS=medium={medium}`); it aims at `ZOOM_RATE_HEADROOM` (default 95%) of them.")
         self.out()
         self.out("| limiter | time (x floor) | 429s | 429s per booking | 429s / Zoom calls | lists | runs (time / 429s / calls) |")
         self.out("|---|---|---|---|---|---|---|")
