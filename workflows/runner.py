@@ -61,6 +61,8 @@ def _warm(module_name: str) -> bool:
     source = Path(spec.origin)
     cached = Path(importlib.util.cache_from_source(str(source)))
     try:
+        if cached.exists() and cached.stat().st_mtime >= source.stat().st_mtime:
+            return True  # e.g. the image: pip compiled it at install, and the directory is not ours to write
         # Once per worker start (milliseconds); the loader checks the source's mtime and size against it.
         py_compile.compile(str(source), cfile=str(cached), doraise=True,
                            invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
